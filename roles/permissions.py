@@ -1,0 +1,46 @@
+"""Answers "what may this user do in this team". Reads only; no writes."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from .models import Membership, Role, Team
+
+UserLike = AbstractBaseUser | AnonymousUser
+
+
+def roles_for(*, user: UserLike, team: Team | int) -> frozenset[str]:
+    """The roles the user holds in the team; empty when not a member."""
+    if not user.is_authenticated:
+        return frozenset()
+    team_id = team if isinstance(team, int) else team.pk
+    membership = Membership.objects.filter(user_id=user.pk, team_id=team_id).first()
+    return membership.roles if membership else frozenset()
+
+
+def teams_visible_to(*, user: UserLike) -> QuerySet[Team]:
+    """Teams the user belongs to; site staff see every team."""
+    if not user.is_authenticated:
+        return Team.objects.none()
+    if user.is_staff:
+        return Team.objects.all()
+    return Team.objects.filter(memberships__user_id=user.pk)
+
+
+def can_see_team(*, user: UserLike, team: Team | int) -> bool:
+    if not user.is_authenticated:
+        return False
+    if user.is_staff:
+        return True
+    team_id = team if isinstance(team, int) else team.pk
+    return Membership.objects.filter(user_id=user.pk, team_id=team_id).exists()
+
+
+def is_lead(*, user: UserLike, team: Team | int) -> bool:
+    return Role.LEAD in roles_for(user=user, team=team)
+
+
+def may_manage_team(*, user: UserLike, team: Team | int) -> bool:
+    """Leads, and site superusers, manage members and the workflow."""
+    return bool(user.is_authenticated and (user.is_superuser or is_lead(user=user, team=team)))

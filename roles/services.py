@@ -1,0 +1,150 @@
+"""Writes for teams and memberships. Each service is one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from opsteam.exceptions import InvalidInput, NotFound, NotPermitted
+
+from .models import ALL_ROLES, Membership, Role, Team, role_flag
+from .permissions import can_see_team, may_manage_team
+
+
+def _clean_roles(roles: Iterable[str]) -> frozenset[str]:
+    chosen = frozenset(roles)
+    unknown = sorted(chosen - ALL_ROLES)
+    if unknown:
+        raise InvalidInput({"roles": [_("Unknown role: %(roles)s.") % {"roles": ", ".join(unknown)}]})
+    if not chosen:
+        raise InvalidInput({"roles": [_("Choose at least one role.")]})
+    return chosen
+
+
+def _role_fields(roles: frozenset[str]) -> dict[str, bool]:
+    return {role_flag(role): role in roles for role in Role.values}
+
+
+def _check_manager(*, actor: AbstractBaseUser | None, team: Team) -> None:
+    if actor is None:
+        return  # system work: management commands, imports
+    if not can_see_team(user=actor, team=team):
+        raise NotFound()
+    if not may_manage_team(user=actor, team=team):
+        raise NotPermitted(_("Only the team's leads may manage its members."))
+
+
+def team_create(*, name: str, key_prefix: str, creator: AbstractBaseUser, time_zone: str = "") -> Team:
+    """Create a team with the creator as its first lead. Call workflows.services.team_setup to also
+    give it the default workflow (which is what every public entry point does)."""
+    team = Team(name=(name or "").strip(), key_prefix=(key_prefix or "").strip().upper())
+    if time_zone:
+        team.time_zone = time_zone
+    try:
+        team.full_clean()
+    except ValidationError as exc:
+        raise InvalidInput(exc.message_dict) from exc
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                team.save()
+        except IntegrityError as exc:
+            raise InvalidInput({"key_prefix": [_("A team with this key prefix already exists.")]}) from exc
+        Membership.objects.create(user=creator, team=team, **_role_fields(frozenset({Role.LEAD})))
+    return team
+
+
+def team_update(
+    *, team_id: int, actor: AbstractBaseUser, name: str | None = None, time_zone: str | None = None
+) -> Team:
+    with transaction.atomic():
+        team = Team.objects.select_for_update().filter(pk=team_id).first()
+        if team is None:
+            raise NotFound()
+        _check_manager(actor=actor, team=team)
+        changed = []
+        if name is not None:
+            team.name = name.strip()
+            changed.append("name")
+        if time_zone is not None:
+            team.time_zone = time_zone
+            changed.append("time_zone")
+        try:
+            team.full_clean(validate_unique=False)
+        except ValidationError as exc:
+            raise InvalidInput(exc.message_dict) from exc
+        if changed:
+            team.save(update_fields=changed)
+    return team
+
+
+def membership_add(
+    *, team: Team, user: AbstractBaseUser, roles: Iterable[str], actor: AbstractBaseUser | None
+) -> Membership:
+    chosen = _clean_roles(roles)
+    with transaction.atomic():
+        locked = Team.objects.select_for_update().get(pk=team.pk)
+        _check_manager(actor=actor, team=locked)
+        if Membership.objects.filter(team=locked, user=user).exists():
+            raise InvalidInput({"user": [_("%(user)s is already a member.") % {"user": user}]})
+        return Membership.objects.create(team=locked, user=user, **_role_fields(chosen))
+
+
+def membership_set_roles(
+    *, membership_id: int, roles: Iterable[str], actor: AbstractBaseUser | None
+) -> Membership:
+    chosen = _clean_roles(roles)
+    with transaction.atomic():
+        membership = _lock_membership(membership_id)
+        _check_manager(actor=actor, team=membership.team)
+        if Role.LEAD not in chosen and membership.is_lead:
+            _ensure_another_lead(membership)
+        for field, value in _role_fields(chosen).items():
+            setattr(membership, field, value)
+        membership.save(update_fields=list(_role_fields(chosen)))
+    return membership
+
+
+def membership_remove(*, membership_id: int, actor: AbstractBaseUser | None) -> None:
+    with transaction.atomic():
+        membership = _lock_membership(membership_id)
+        _check_manager(actor=actor, team=membership.team)
+        if membership.is_lead:
+            _ensure_another_lead(membership)
+        membership.delete()
+
+
+def _lock_membership(membership_id: int) -> Membership:
+    """Lock the team first, then the membership: every membership write takes the locks in that order."""
+    team_id = Membership.objects.filter(pk=membership_id).values_list("team_id", flat=True).first()
+    if team_id is None:
+        raise NotFound()
+    Team.objects.select_for_update().get(pk=team_id)
+    membership = (
+        Membership.objects.select_for_update().select_related("team", "user").filter(pk=membership_id)
+    )
+    found = membership.first()
+    if found is None:
+        raise NotFound()
+    return found
+
+
+def _ensure_another_lead(membership: Membership) -> None:
+    """Caller holds the team's lock."""
+    others = Membership.objects.filter(team_id=membership.team_id, is_lead=True).exclude(pk=membership.pk)
+    if not others.exists():
+        raise InvalidInput({"roles": [_("A team must keep at least one lead.")]})
+
+
+def user_get_by_username_or_id(*, value: str | int) -> AbstractBaseUser:
+    User = get_user_model()
+    lookup = {"pk": int(value)} if str(value).isdigit() else {"username": str(value)}
+    user = User.objects.filter(is_active=True, **lookup).first()
+    if user is None:
+        raise InvalidInput({"user": [_("No active user “%(value)s”.") % {"value": value}]})
+    return user

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from roles.models import Team
+from tests.factories import UserFactory, add_member, make_team
+
+
+@dataclass
+class Crew:
+    """One team with a member for each role."""
+
+    team: Team
+    lead: Any
+    ops: Any
+    pm: Any
+    engineer: Any
+    analyst: Any
+
+    def by_role(self, role: str) -> Any:
+        return getattr(self, role)
+
+
+@pytest.fixture
+def crew(db: Any) -> Crew:
+    lead = UserFactory(username="lead")
+    team = make_team(lead=lead, name="Growth", key_prefix="GROW", time_zone="UTC")
+    return Crew(
+        team=team,
+        lead=lead,
+        ops=add_member(team, ["ops"], username="ops"),
+        pm=add_member(team, ["pm"], username="pm"),
+        engineer=add_member(team, ["engineer"], username="engineer"),
+        analyst=add_member(team, ["analyst"], username="analyst"),
+    )

@@ -1,0 +1,331 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from roles.models import Team
+
+
+class StageSlug(models.TextChoices):
+    """The stages of the default ops iteration loop. Team workflows may rename them."""
+
+    PROPOSE = "propose", _("Propose")
+    DESIGN = "design", _("Design")
+    BUILD = "build", _("Build")
+    INSTRUMENT = "instrument", _("Instrument")
+    ANALYZE = "analyze", _("Analyze")
+    OPTIMIZE = "optimize", _("Optimize")
+
+
+class TransitionKind(models.TextChoices):
+    FORWARD = "forward", _("forward")
+    REWORK = "rework", _("rework")
+    ITERATE = "iterate", _("iterate")
+    CLOSE = "close", _("close")
+
+
+class EventKind(models.TextChoices):
+    CREATE = "create", _("create")
+    FORWARD = "forward", _("forward")
+    REWORK = "rework", _("rework")
+    OVERRIDE = "override", _("override")
+    ITERATE = "iterate", _("iterate")
+    CLOSE = "close", _("close")
+
+
+class AarrrStage(models.TextChoices):
+    ACQUISITION = "acquisition", _("Acquisition")
+    ACTIVATION = "activation", _("Activation")
+    RETENTION = "retention", _("Retention")
+    REVENUE = "revenue", _("Revenue")
+    REFERRAL = "referral", _("Referral")
+
+
+class Priority(models.TextChoices):
+    P0 = "P0", _("P0 incident")
+    P1 = "P1", _("P1 high")
+    P2 = "P2", _("P2 normal")
+    P3 = "P3", _("P3 low")
+
+
+class IncidentKind(models.TextChoices):
+    """Within P0, incidents rank in this order."""
+
+    SYSTEM_FAILURE = "system_failure", _("System failure")
+    CONTENT_VIOLATION = "content_violation", _("Content violation")
+    SERVICE_DELAY = "service_delay", _("Service delay")
+
+
+class WorkType(models.TextChoices):
+    BASE = "base", _("Base work")
+    INNOVATION = "innovation", _("Innovation work")
+
+
+class Outcome(models.TextChoices):
+    DONE = "done", _("Done")
+    WONT_DO = "wont_do", _("Won't do")
+
+
+class LoopOutcome(models.TextChoices):
+    ITERATE = "iterate", _("Iterate")
+    CLOSE = "close", _("Close")
+
+
+class Verdict(models.TextChoices):
+    IMPROVED = "improved", _("Improved")
+    FLAT = "flat", _("Flat")
+    WORSE = "worse", _("Worse")
+
+
+class Workflow(models.Model):
+    """One version of a team's workflow. Versions are never edited once requirements use them:
+    a change makes a new version, and a requirement keeps the version it started with."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="workflows", verbose_name=_("team"))
+    name = models.CharField(_("name"), max_length=100)
+    version = models.PositiveIntegerField(_("version"))
+    is_current = models.BooleanField(_("current"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+
+    class Meta:
+        verbose_name = _("workflow")
+        verbose_name_plural = _("workflows")
+        ordering = ["team", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "version"], name="workflow_unique_version"),
+            models.UniqueConstraint(
+                fields=["team"], condition=models.Q(is_current=True), name="workflow_one_current_per_team"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team.key_prefix} {self.name} v{self.version}"
+
+
+class Stage(models.Model):
+    workflow = models.ForeignKey(
+        Workflow, on_delete=models.CASCADE, related_name="stages", verbose_name=_("workflow")
+    )
+    slug = models.SlugField(_("slug"), max_length=32)
+    name = models.CharField(_("name"), max_length=64)
+    order = models.PositiveSmallIntegerField(_("order"))
+    owner_roles = models.JSONField(_("owner roles"), default=list)
+    sla_hours = models.PositiveIntegerField(_("SLA in hours"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("stage")
+        verbose_name_plural = _("stages")
+        ordering = ["workflow", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "slug"], name="stage_unique_slug"),
+            models.UniqueConstraint(fields=["workflow", "order"], name="stage_unique_order"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Transition(models.Model):
+    """An allowed move. `to_stage` is empty for close; for iterate it is the stage the next loop opens at."""
+
+    workflow = models.ForeignKey(
+        Workflow, on_delete=models.CASCADE, related_name="transitions", verbose_name=_("workflow")
+    )
+    from_stage = models.ForeignKey(Stage, on_delete=models.CASCADE, related_name="+", verbose_name=_("from"))
+    to_stage = models.ForeignKey(
+        Stage, on_delete=models.CASCADE, related_name="+", null=True, blank=True, verbose_name=_("to")
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=TransitionKind.choices)
+    allowed_roles = models.JSONField(_("roles allowed"), default=list)
+    required_fields = models.JSONField(_("required fields"), default=list, blank=True)
+
+    class Meta:
+        verbose_name = _("transition")
+        verbose_name_plural = _("transitions")
+        ordering = ["workflow", "from_stage__order", "kind"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow", "from_stage", "to_stage", "kind"], name="transition_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        target = self.to_stage.slug if self.to_stage_id and self.kind != TransitionKind.ITERATE else self.kind
+        return f"{self.from_stage.slug} → {target}"
+
+
+class Label(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="labels", verbose_name=_("team"))
+    name = models.CharField(_("name"), max_length=50)
+
+    class Meta:
+        verbose_name = _("label")
+        verbose_name_plural = _("labels")
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["team", "name"], name="label_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Requirement(models.Model):
+    team = models.ForeignKey(
+        Team, on_delete=models.PROTECT, related_name="requirements", verbose_name=_("team")
+    )
+    workflow = models.ForeignKey(
+        Workflow, on_delete=models.PROTECT, related_name="requirements", verbose_name=_("workflow")
+    )
+    number = models.PositiveIntegerField(_("number"))
+    key = models.CharField(_("key"), max_length=24, unique=True)
+    title = models.CharField(_("title"), max_length=200)
+    description = models.TextField(_("description"), blank=True, help_text=_("Markdown."))
+    hypothesis = models.TextField(_("hypothesis"), blank=True)
+    target_metric = models.CharField(_("target metric"), max_length=200, blank=True)
+    aarrr_stage = models.CharField(_("AARRR stage"), max_length=16, choices=AarrrStage.choices, blank=True)
+    priority = models.CharField(_("priority"), max_length=2, choices=Priority.choices, default=Priority.P2)
+    incident_kind = models.CharField(
+        _("incident kind"), max_length=20, choices=IncidentKind.choices, blank=True
+    )
+    work_type = models.CharField(
+        _("work type"), max_length=16, choices=WorkType.choices, default=WorkType.BASE
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_requirements",
+        verbose_name=_("assignee"),
+    )
+    watchers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="watched_requirements", verbose_name=_("watchers")
+    )
+    labels = models.ManyToManyField(Label, blank=True, related_name="requirements", verbose_name=_("labels"))
+    due_date = models.DateField(_("due date"), null=True, blank=True)
+    launch_date = models.DateField(_("launch date"), null=True, blank=True)
+    design = models.TextField(_("design"), blank=True, help_text=_("A link to the spec, or the spec itself."))
+    resources_people = models.CharField(_("people needed"), max_length=200, blank=True)
+    resources_budget = models.DecimalField(
+        _("budget needed"), max_digits=12, decimal_places=2, null=True, blank=True
+    )
+    resources_other = models.TextField(_("other resources"), blank=True)
+    stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+", verbose_name=_("stage"))
+    loop_number = models.PositiveIntegerField(_("loop"), default=1)
+    stage_entered_at = models.DateTimeField(_("in stage since"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="created_requirements",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"))
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices, blank=True)
+
+    class Meta:
+        verbose_name = _("requirement")
+        verbose_name_plural = _("requirements")
+        ordering = ["team", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "number"], name="requirement_unique_number"),
+        ]
+        indexes = [
+            models.Index(fields=["team", "stage", "closed_at"], name="requirement_board"),
+            models.Index(fields=["assignee", "closed_at"], name="requirement_assignee"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.title}"
+
+    @property
+    def is_closed(self) -> bool:
+        return self.closed_at is not None
+
+
+class IterationLoop(models.Model):
+    requirement = models.ForeignKey(
+        Requirement, on_delete=models.PROTECT, related_name="loops", verbose_name=_("requirement")
+    )
+    number = models.PositiveIntegerField(_("number"))
+    started_at = models.DateTimeField(_("started at"))
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=LoopOutcome.choices, blank=True)
+    conclusion = models.TextField(_("analysis conclusion"), blank=True)
+    verdict = models.CharField(_("verdict"), max_length=16, choices=Verdict.choices, blank=True)
+
+    class Meta:
+        verbose_name = _("iteration loop")
+        verbose_name_plural = _("iteration loops")
+        ordering = ["requirement", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["requirement", "number"], name="loop_unique_number"),
+        ]
+        indexes = [models.Index(fields=["closed_at"], name="loop_closed_at")]
+
+    def __str__(self) -> str:
+        return f"{self.requirement.key} loop {self.number}"
+
+
+class StageEventQuerySet(models.QuerySet):
+    def update(self, **kwargs: object) -> int:
+        raise TypeError("Stage events are append-only.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise TypeError("Stage events are append-only.")
+
+
+class StageEvent(models.Model):
+    """One transition, immutable. Stages are stored by slug so the log outlives workflow versions
+    and history imported from other trackers reads the same. `to_stage` is empty for close."""
+
+    requirement = models.ForeignKey(
+        Requirement, on_delete=models.PROTECT, related_name="events", verbose_name=_("requirement")
+    )
+    loop = models.ForeignKey(
+        IterationLoop, on_delete=models.PROTECT, related_name="events", verbose_name=_("loop")
+    )
+    from_stage = models.CharField(_("from"), max_length=32, blank=True)
+    to_stage = models.CharField(_("to"), max_length=32, blank=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=EventKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        verbose_name=_("actor"),
+    )
+    at = models.DateTimeField(_("at"))
+    note = models.TextField(_("note"), blank=True)
+
+    objects = StageEventQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("stage event")
+        verbose_name_plural = _("stage events")
+        ordering = ["at", "id"]
+        indexes = [
+            models.Index(fields=["requirement", "at", "id"], name="event_requirement_at"),
+            models.Index(fields=["at"], name="event_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.requirement_id} {self.from_stage or '∅'} → {self.to_stage or self.kind} ({self.kind})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise TypeError("Stage events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise TypeError("Stage events are append-only.")

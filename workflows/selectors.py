@@ -1,0 +1,156 @@
+"""Reads. Each selector scopes to what the user may see and fetches what its callers display."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from opsteam.exceptions import NotFound
+from roles.models import Team
+from roles.permissions import teams_visible_to
+
+from . import engine
+from .models import IterationLoop, Requirement, StageEvent, Workflow
+
+UserLike = AbstractBaseUser | AnonymousUser
+
+
+def workflow_current(*, team: Team | int) -> Workflow:
+    team_id = team if isinstance(team, int) else team.pk
+    return Workflow.objects.get(team_id=team_id, is_current=True)
+
+
+def workflow_definition(*, workflow: Workflow) -> engine.WorkflowDef:
+    """The pure definition the engine works on (two queries)."""
+    stages = list(workflow.stages.all())
+    by_id = {stage.pk: stage for stage in stages}
+    transitions = workflow.transitions.all()
+    return engine.WorkflowDef(
+        stages=tuple(
+            engine.StageDef(
+                slug=s.slug,
+                name=s.name,
+                order=s.order,
+                owner_roles=frozenset(s.owner_roles),
+                sla_hours=s.sla_hours,
+            )
+            for s in stages
+        ),
+        transitions=tuple(
+            engine.TransitionDef(
+                from_stage=by_id[t.from_stage_id].slug,
+                to_stage=by_id[t.to_stage_id].slug if t.to_stage_id else None,
+                kind=t.kind,
+                allowed_roles=frozenset(t.allowed_roles),
+                required_fields=tuple(t.required_fields),
+            )
+            for t in transitions
+        ),
+    )
+
+
+def team_get_for_user(*, user: UserLike, team_id: int) -> Team:
+    team = teams_visible_to(user=user).filter(pk=team_id).first()
+    if team is None:
+        raise NotFound()
+    return team
+
+
+def requirement_list_for_user(*, user: UserLike) -> QuerySet[Requirement]:
+    return (
+        Requirement.objects.filter(team__in=teams_visible_to(user=user))
+        .select_related("team", "stage", "assignee")
+        .prefetch_related("labels", "watchers")
+    )
+
+
+def requirement_get_for_user(
+    *, user: UserLike, requirement_id: int | None = None, key: str | None = None, lock: bool = False
+) -> Requirement:
+    """One requirement the user may see, or NotFound. With lock=True the caller must be inside
+    transaction.atomic(); only the requirement row is locked."""
+    queryset = Requirement.objects.filter(team__in=teams_visible_to(user=user)).select_related(
+        "team", "stage", "workflow", "assignee"
+    )
+    if lock:
+        queryset = queryset.select_for_update(of=("self",))
+    if requirement_id is not None:
+        queryset = queryset.filter(pk=requirement_id)
+    elif key:
+        queryset = queryset.filter(key=key.upper())
+    else:
+        raise NotFound()
+    requirement = queryset.first()
+    if requirement is None:
+        raise NotFound()
+    return requirement
+
+
+def requirement_current_loop(*, requirement: Requirement) -> IterationLoop:
+    return IterationLoop.objects.get(requirement_id=requirement.pk, number=requirement.loop_number)
+
+
+def requirement_guard_fields(*, requirement: Requirement, loop: IterationLoop) -> dict[str, Any]:
+    """The values transition guards look at: the requirement's fields and its current loop's analysis."""
+    return {
+        "title": requirement.title,
+        "hypothesis": requirement.hypothesis,
+        "target_metric": requirement.target_metric,
+        "aarrr_stage": requirement.aarrr_stage,
+        "design": requirement.design,
+        "launch_date": requirement.launch_date,
+        "assignee": requirement.assignee_id,
+        "due_date": requirement.due_date,
+        "description": requirement.description,
+        "conclusion": loop.conclusion,
+        "verdict": loop.verdict,
+    }
+
+
+def requirement_history(*, requirement: Requirement) -> QuerySet[StageEvent]:
+    return (
+        StageEvent.objects.filter(requirement_id=requirement.pk)
+        .select_related("actor", "loop")
+        .order_by("at", "id")
+    )
+
+
+def team_overview_for_user(*, user: UserLike) -> list[dict[str, Any]]:
+    """The user's teams with their roles and the open requirements in each stage of the current
+    workflow (three queries whatever the number of teams)."""
+    from django.db.models import Count, Q
+
+    from roles.models import Membership
+
+    teams = list(teams_visible_to(user=user).order_by("name"))
+    memberships = {m.team_id: m for m in Membership.objects.filter(user_id=user.pk, team__in=teams)}
+    counts = {
+        (row["team_id"], row["stage__slug"]): row["n"]
+        for row in Requirement.objects.filter(team__in=teams, closed_at__isnull=True)
+        .values("team_id", "stage__slug")
+        .annotate(n=Count("id"))
+    }
+    stages = (
+        Workflow.objects.filter(team__in=teams, is_current=True)
+        .prefetch_related("stages")
+        .annotate(closed=Count("team__requirements", filter=Q(team__requirements__closed_at__isnull=False)))
+    )
+    by_team = {w.team_id: w for w in stages}
+    overview = []
+    for team in teams:
+        workflow = by_team.get(team.pk)
+        membership = memberships.get(team.pk)
+        overview.append(
+            {
+                "team": team,
+                "roles": sorted(membership.roles) if membership else [],
+                "stages": [
+                    {"stage": s, "open": counts.get((team.pk, s.slug), 0)}
+                    for s in (workflow.stages.all() if workflow else [])
+                ],
+                "closed": workflow.closed if workflow else 0,
+            }
+        )
+    return overview

@@ -1,0 +1,521 @@
+"""Writes for workflows and requirements. Keyword-only arguments, one transaction each."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from opsteam.exceptions import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    NotPermitted,
+    RequirementClosed,
+    RoleNotAllowed,
+)
+from roles import services as role_services
+from roles.models import ALL_ROLES, Membership, Team
+from roles.permissions import may_manage_team, roles_for
+
+from . import engine
+from .defaults import DEFAULT_STAGES, DEFAULT_TRANSITIONS, DEFAULT_WORKFLOW_NAME
+from .models import (
+    EventKind,
+    IterationLoop,
+    Label,
+    LoopOutcome,
+    Outcome,
+    Requirement,
+    Stage,
+    StageEvent,
+    Transition,
+    Verdict,
+    Workflow,
+)
+from .selectors import (
+    requirement_current_loop,
+    requirement_get_for_user,
+    requirement_guard_fields,
+    workflow_current,
+    workflow_definition,
+)
+
+logger = logging.getLogger("opsteam.events")
+
+# Fields a requirement's create/update may set directly.
+EDITABLE_FIELDS = (
+    "title",
+    "description",
+    "hypothesis",
+    "target_metric",
+    "aarrr_stage",
+    "priority",
+    "incident_kind",
+    "work_type",
+    "due_date",
+    "launch_date",
+    "design",
+    "resources_people",
+    "resources_budget",
+    "resources_other",
+)
+
+
+# ---------------------------------------------------------------------------------------------- teams
+
+
+def team_setup(*, name: str, key_prefix: str, creator: AbstractBaseUser, time_zone: str = "") -> Team:
+    """Create a team, make the creator its lead, and give it the default workflow."""
+    with transaction.atomic():
+        team = role_services.team_create(
+            name=name, key_prefix=key_prefix, creator=creator, time_zone=time_zone
+        )
+        workflow_create_default(team=team, actor=creator)
+    return team
+
+
+# ------------------------------------------------------------------------------------------ workflows
+
+
+def workflow_create_default(*, team: Team, actor: AbstractBaseUser | None = None) -> Workflow:
+    with transaction.atomic():
+        Team.objects.select_for_update().get(pk=team.pk)
+        if Workflow.objects.filter(team=team).exists():
+            raise InvalidInput({"workflow": [_("This team already has a workflow.")]})
+        workflow = Workflow.objects.create(
+            team=team, name=DEFAULT_WORKFLOW_NAME, version=1, is_current=True, created_by=actor
+        )
+        stages = {
+            slug: Stage.objects.create(
+                workflow=workflow, slug=slug, name=name, order=order, owner_roles=owners, sla_hours=sla
+            )
+            for order, (slug, name, owners, sla) in enumerate(DEFAULT_STAGES, start=1)
+        }
+        Transition.objects.bulk_create(
+            Transition(
+                workflow=workflow,
+                from_stage=stages[from_slug],
+                to_stage=stages[to_slug] if to_slug else None,
+                kind=kind,
+                allowed_roles=roles,
+                required_fields=required,
+            )
+            for from_slug, to_slug, kind, roles, required in DEFAULT_TRANSITIONS
+        )
+    return workflow
+
+
+def workflow_new_version(
+    *,
+    team_id: int,
+    actor: AbstractBaseUser,
+    stages: Mapping[str, Mapping[str, Any]] | None = None,
+    transitions: Iterable[Mapping[str, Any]] | None = None,
+) -> Workflow:
+    """Copy the current workflow into a new version with the given changes and make it current.
+
+    `stages` maps a stage slug to changes of name, sla_hours and owner_roles; `transitions` lists
+    changes of allowed_roles / required_fields, each naming its move by `from` and `to` (a stage slug,
+    or iterate / close). Requirements already under way keep their version."""
+    with transaction.atomic():
+        team = Team.objects.select_for_update().filter(pk=team_id).first()
+        if team is None or (not roles_for(user=actor, team=team) and not actor.is_staff):
+            raise NotFound()
+        if not may_manage_team(user=actor, team=team):
+            raise NotPermitted(_("Only the team's leads may change its workflow."))
+        current = workflow_current(team=team)
+        definition = workflow_definition(workflow=current)
+        stage_changes = _clean_stage_changes(definition, stages or {})
+        transition_changes = _clean_transition_changes(definition, transitions or [])
+
+        Workflow.objects.filter(pk=current.pk).update(is_current=False)
+        new = Workflow.objects.create(
+            team=team, name=current.name, version=current.version + 1, is_current=True, created_by=actor
+        )
+        new_stages: dict[str, Stage] = {}
+        for stage in definition.stages:
+            change = stage_changes.get(stage.slug, {})
+            new_stages[stage.slug] = Stage.objects.create(
+                workflow=new,
+                slug=stage.slug,
+                name=change.get("name", stage.name),
+                order=stage.order,
+                owner_roles=sorted(change.get("owner_roles", stage.owner_roles)),
+                sla_hours=change.get("sla_hours", stage.sla_hours),
+            )
+        Transition.objects.bulk_create(
+            Transition(
+                workflow=new,
+                from_stage=new_stages[t.from_stage],
+                to_stage=new_stages[t.to_stage] if t.to_stage else None,
+                kind=t.kind,
+                allowed_roles=sorted(
+                    transition_changes.get((t.from_stage, t.target), {}).get("allowed_roles", t.allowed_roles)
+                ),
+                required_fields=list(
+                    transition_changes.get((t.from_stage, t.target), {}).get(
+                        "required_fields", t.required_fields
+                    )
+                ),
+            )
+            for t in definition.transitions
+        )
+    return new
+
+
+def _clean_stage_changes(
+    definition: engine.WorkflowDef, stages: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    errors: dict[str, list[str]] = {}
+    cleaned: dict[str, dict[str, Any]] = {}
+    known = {stage.slug for stage in definition.stages}
+    for slug, change in stages.items():
+        if slug not in known:
+            errors.setdefault("stages", []).append(_("Unknown stage “%(slug)s”.") % {"slug": slug})
+            continue
+        item: dict[str, Any] = {}
+        if "name" in change:
+            name = str(change["name"] or "").strip()
+            if not name or len(name) > 64:
+                errors.setdefault("stages", []).append(
+                    _("%(slug)s: a name of 1 to 64 characters.") % {"slug": slug}
+                )
+            item["name"] = name
+        if "sla_hours" in change:
+            sla = change["sla_hours"]
+            if sla is not None and (
+                not isinstance(sla, int) or isinstance(sla, bool) or not 1 <= sla <= 24 * 365
+            ):
+                errors.setdefault("stages", []).append(
+                    _("%(slug)s: the SLA is a whole number of hours from 1 to 8760, or empty.")
+                    % {"slug": slug}
+                )
+            item["sla_hours"] = sla
+        if "owner_roles" in change:
+            owners = frozenset(change["owner_roles"] or [])
+            if not owners or owners - ALL_ROLES:
+                errors.setdefault("stages", []).append(
+                    _("%(slug)s: owner roles must be known roles.") % {"slug": slug}
+                )
+            item["owner_roles"] = owners
+        cleaned[slug] = item
+    if errors:
+        raise InvalidInput(errors)
+    return cleaned
+
+
+def _clean_transition_changes(
+    definition: engine.WorkflowDef, transitions: Iterable[Mapping[str, Any]]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    errors: list[str] = []
+    cleaned: dict[tuple[str, str], dict[str, Any]] = {}
+    for change in transitions:
+        pair = (str(change.get("from", "")), str(change.get("to", "")))
+        if definition.transition(*pair) is None:
+            errors.append(
+                _("There is no transition from %(from)s to %(to)s.") % {"from": pair[0], "to": pair[1]}
+            )
+            continue
+        item: dict[str, Any] = {}
+        if "allowed_roles" in change:
+            allowed = frozenset(change["allowed_roles"] or [])
+            if not allowed or allowed - ALL_ROLES:
+                errors.append(
+                    _("%(from)s → %(to)s: roles must be known roles.") % {"from": pair[0], "to": pair[1]}
+                )
+            item["allowed_roles"] = allowed
+        if "required_fields" in change:
+            required = list(change["required_fields"] or [])
+            unknown = [name for name in required if name not in engine.GUARD_FIELDS]
+            if unknown:
+                errors.append(
+                    _("Unknown required field: %(names)s.") % {"names": ", ".join(map(str, unknown))}
+                )
+            item["required_fields"] = required
+        cleaned[pair] = item
+    if errors:
+        raise InvalidInput({"transitions": errors})
+    return cleaned
+
+
+# ---------------------------------------------------------------------------------------- requirements
+
+
+def _check_member(*, actor: AbstractBaseUser, team: Team) -> frozenset[str]:
+    roles = roles_for(user=actor, team=team)
+    if not roles:
+        if actor.is_staff:
+            raise NotPermitted(_("Only members of the team may change its requirements."))
+        raise NotFound()
+    return roles
+
+
+def _team_user_ids(team: Team, user_ids: Iterable[int]) -> set[int]:
+    return set(
+        Membership.objects.filter(team=team, user_id__in=list(user_ids)).values_list("user_id", flat=True)
+    )
+
+
+def _apply_fields(requirement: Requirement, fields: Mapping[str, Any], team: Team) -> tuple[list[str], dict]:
+    """Set plain fields and check references; return the changed field names and the m2m values."""
+    unknown = sorted(set(fields) - set(EDITABLE_FIELDS) - {"assignee", "watchers", "labels"})
+    if unknown:
+        raise InvalidInput({name: [_("This field cannot be set.")] for name in unknown})
+    changed: list[str] = []
+    errors: dict[str, list[str]] = {}
+    for name in EDITABLE_FIELDS:
+        if name in fields:
+            value = fields[name]
+            if value is None and name not in ("due_date", "launch_date", "resources_budget"):
+                value = ""
+            if isinstance(value, str) and name != "description":
+                value = value.strip()
+            if name == "resources_budget":
+                value = _decimal_or_none(value, errors)
+            setattr(requirement, name, value)
+            changed.append(name)
+    m2m: dict[str, Any] = {}
+    if "assignee" in fields:
+        assignee = fields["assignee"]
+        assignee_id = getattr(assignee, "pk", assignee)
+        if assignee_id is not None and not _team_user_ids(team, [assignee_id]):
+            errors["assignee"] = [_("The assignee must be a member of the team.")]
+        requirement.assignee_id = assignee_id
+        changed.append("assignee")
+    if "watchers" in fields:
+        ids = {getattr(w, "pk", w) for w in fields["watchers"] or []}
+        if ids - _team_user_ids(team, ids):
+            errors["watchers"] = [_("Watchers must be members of the team.")]
+        m2m["watchers"] = ids
+    if "labels" in fields:
+        names = [str(n).strip() for n in fields["labels"] or []]
+        if any(not n or len(n) > 50 for n in names):
+            errors["labels"] = [_("A label is 1 to 50 characters.")]
+        m2m["labels"] = sorted(set(names))
+    try:
+        requirement.full_clean(
+            exclude=[
+                "team",
+                "workflow",
+                "stage",
+                "number",
+                "key",
+                "stage_entered_at",
+                "created_at",
+                "created_by",
+            ],
+            validate_unique=False,
+            validate_constraints=False,
+        )
+    except ValidationError as exc:
+        for name, messages in exc.message_dict.items():
+            errors.setdefault(name, []).extend(messages)
+    if errors:
+        raise InvalidInput(errors)
+    return changed, m2m
+
+
+def _decimal_or_none(value: Any, errors: dict[str, list[str]]) -> Decimal | None:
+    if value in (None, ""):
+        return None
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        errors["resources_budget"] = [_("Enter a number.")]
+        return None
+
+
+def _save_m2m(requirement: Requirement, m2m: Mapping[str, Any]) -> None:
+    if "watchers" in m2m:
+        requirement.watchers.set(m2m["watchers"])
+    if "labels" in m2m:
+        labels = []
+        for name in m2m["labels"]:
+            label, _created = Label.objects.get_or_create(team_id=requirement.team_id, name=name)
+            labels.append(label)
+        requirement.labels.set(labels)
+
+
+def requirement_create(
+    *, team: Team, actor: AbstractBaseUser, title: str, at: dt.datetime | None = None, **fields: Any
+) -> Requirement:
+    """Open a requirement in the first stage of the team's current workflow, loop 1. Any member may
+    propose. `at` backdates it (demo data and imports); by default it is now."""
+    at = at or timezone.now()
+    _check_member(actor=actor, team=team)
+    requirement = Requirement(team=team, title=title, created_by=actor, created_at=at, stage_entered_at=at)
+    _changed, m2m = _apply_fields(requirement, {"title": title, **fields}, team)
+    with transaction.atomic():
+        # The team row lock serialises key allocation: numbers are dense and never reused.
+        locked_team = Team.objects.select_for_update().get(pk=team.pk)
+        workflow = workflow_current(team=locked_team)
+        first = workflow.stages.order_by("order").first()
+        last = Requirement.objects.filter(team=locked_team).aggregate(n=Max("number"))["n"] or 0
+        requirement.workflow = workflow
+        requirement.stage = first
+        requirement.number = last + 1
+        requirement.key = f"{locked_team.key_prefix}-{requirement.number}"
+        requirement.save()
+        _save_m2m(requirement, m2m)
+        loop = IterationLoop.objects.create(requirement=requirement, number=1, started_at=at)
+        event = StageEvent.objects.create(
+            requirement=requirement,
+            loop=loop,
+            from_stage="",
+            to_stage=first.slug,
+            kind=EventKind.CREATE,
+            actor=actor,
+            at=at,
+        )
+        transaction.on_commit(lambda: _log_event(event.pk))
+    return requirement
+
+
+def requirement_update(*, requirement_id: int, actor: AbstractBaseUser, **fields: Any) -> Requirement:
+    """Change fields of a requirement (not its stage: that is requirement_transition)."""
+    with transaction.atomic():
+        requirement = requirement_get_for_user(user=actor, requirement_id=requirement_id, lock=True)
+        _check_member(actor=actor, team=requirement.team)
+        changed, m2m = _apply_fields(requirement, fields, requirement.team)
+        if changed:
+            requirement.save(update_fields=[*changed, "updated_at"])
+        _save_m2m(requirement, m2m)
+    return requirement
+
+
+def requirement_transition(
+    *,
+    requirement_id: int,
+    actor: AbstractBaseUser,
+    from_stage: str,
+    to_stage: str,
+    note: str = "",
+    outcome: str = "",
+    at: dt.datetime | None = None,
+) -> StageEvent:
+    """Move a requirement. `from_stage` is the stage the user saw; if the requirement has moved since,
+    Conflict is raised and nothing changes. `to_stage` is a stage slug, or iterate / close out of a loop.
+    Exactly one of two racing callers wins: the row lock serialises them and the loser sees the new stage."""
+    if to_stage == engine.CLOSE and outcome not in Outcome.values:
+        raise InvalidInput(
+            {"outcome": [_("Choose an outcome: %(choices)s.") % {"choices": ", ".join(Outcome.values)}]}
+        )
+    if to_stage != engine.CLOSE and outcome:
+        raise InvalidInput({"outcome": [_("An outcome is chosen only when closing.")]})
+    if len(note) > 10_000:
+        raise InvalidInput({"note": [_("A note is at most 10,000 characters.")]})
+    with transaction.atomic():
+        requirement = requirement_get_for_user(user=actor, requirement_id=requirement_id, lock=True)
+        roles = roles_for(user=actor, team=requirement.team)
+        if requirement.is_closed:
+            raise RequirementClosed(requirement.key)
+        if requirement.stage.slug != from_stage:
+            last = (
+                StageEvent.objects.filter(requirement=requirement)
+                .select_related("actor")
+                .order_by("-at", "-id")
+                .first()
+            )
+            raise Conflict(
+                expected=from_stage,
+                current=requirement.stage.slug,
+                moved_by=str(last.actor) if last and last.actor else "",
+                key=requirement.key,
+            )
+        at = at or timezone.now()
+        if at < requirement.stage_entered_at:
+            raise InvalidInput({"at": [_("A transition cannot precede the one before it.")]})
+        definition = workflow_definition(workflow=requirement.workflow)
+        loop = requirement_current_loop(requirement=requirement)
+        if not roles:
+            raise RoleNotAllowed(_allowed_roles_for(definition, from_stage, to_stage))
+        move = engine.decide(
+            definition,
+            current=requirement.stage.slug,
+            target=to_stage,
+            roles=roles,
+            fields=requirement_guard_fields(requirement=requirement, loop=loop),
+        )
+        event = StageEvent.objects.create(
+            requirement=requirement,
+            loop=loop,
+            from_stage=move.from_stage,
+            to_stage=move.to_stage or "",
+            kind=move.kind,
+            actor=actor,
+            at=at,
+            note=note,
+        )
+        if move.closes_loop:
+            loop.closed_at = at
+            loop.outcome = LoopOutcome.ITERATE if move.opens_loop else LoopOutcome.CLOSE
+            loop.save(update_fields=["closed_at", "outcome"])
+        changed = ["updated_at"]
+        if move.opens_loop:
+            IterationLoop.objects.create(requirement=requirement, number=loop.number + 1, started_at=at)
+            requirement.loop_number = loop.number + 1
+            changed.append("loop_number")
+        if move.to_stage is None:
+            requirement.closed_at = at
+            requirement.outcome = outcome
+            changed += ["closed_at", "outcome"]
+        else:
+            requirement.stage = requirement.workflow.stages.get(slug=move.to_stage)
+            requirement.stage_entered_at = at
+            changed += ["stage", "stage_entered_at"]
+        requirement.save(update_fields=changed)
+        transaction.on_commit(lambda: _log_event(event.pk))
+    return event
+
+
+def _allowed_roles_for(definition: engine.WorkflowDef, from_stage: str, target: str) -> frozenset[str]:
+    transition = definition.transition(from_stage, target)
+    return (transition.allowed_roles if transition else frozenset()) | {engine.LEAD}
+
+
+def loop_record_analysis(
+    *, requirement_id: int, actor: AbstractBaseUser, conclusion: str, verdict: str
+) -> IterationLoop:
+    """Write the analysis conclusion of the requirement's current loop (analysts and leads)."""
+    errors: dict[str, list[str]] = {}
+    if not (conclusion or "").strip():
+        errors["conclusion"] = [_("Write the conclusion.")]
+    if verdict not in Verdict.values:
+        errors["verdict"] = [_("Choose a verdict: %(choices)s.") % {"choices": ", ".join(Verdict.values)}]
+    if errors:
+        raise InvalidInput(errors)
+    with transaction.atomic():
+        requirement = requirement_get_for_user(user=actor, requirement_id=requirement_id, lock=True)
+        roles = _check_member(actor=actor, team=requirement.team)
+        if not roles & {"analyst", "lead"}:
+            raise RoleNotAllowed({"analyst", "lead"})
+        if requirement.is_closed:
+            raise RequirementClosed(requirement.key)
+        loop = requirement_current_loop(requirement=requirement)
+        loop.conclusion = conclusion.strip()
+        loop.verdict = verdict
+        loop.save(update_fields=["conclusion", "verdict"])
+    return loop
+
+
+def _log_event(event_id: int) -> None:
+    event = StageEvent.objects.select_related("requirement", "actor").filter(pk=event_id).first()
+    if event is not None:
+        logger.info(
+            "%s %s → %s (%s) by %s",
+            event.requirement.key,
+            event.from_stage or "-",
+            event.to_stage or event.kind,
+            event.kind,
+            event.actor,
+        )
