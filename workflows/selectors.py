@@ -71,21 +71,27 @@ def requirement_get_for_user(
 ) -> Requirement:
     """One requirement the user may see, or NotFound. With lock=True the caller must be inside
     transaction.atomic(); only the requirement row is locked."""
-    queryset = Requirement.objects.filter(team__in=teams_visible_to(user=user)).select_related(
-        "team", "stage", "workflow", "assignee"
-    )
-    if lock:
-        queryset = queryset.select_for_update(of=("self",))
+    queryset = Requirement.objects.filter(team__in=teams_visible_to(user=user))
     if requirement_id is not None:
         queryset = queryset.filter(pk=requirement_id)
     elif key:
         queryset = queryset.filter(key=key.upper())
     else:
         raise NotFound()
-    requirement = queryset.first()
-    if requirement is None:
+    related = ("team", "stage", "workflow", "assignee")
+    if not lock:
+        requirement = queryset.select_related(*related).first()
+        if requirement is None:
+            raise NotFound()
+        return requirement
+    # Scope, lock the bare row, then read it with its relations. PostgreSQL re-checks a row that
+    # changed while we waited for its lock against the whole query: with a join on the stage (which
+    # the winner just changed) or a team subquery, that re-check drops the row.
+    pk = queryset.values_list("pk", flat=True).first()
+    if pk is None:
         raise NotFound()
-    return requirement
+    list(Requirement.objects.select_for_update().filter(pk=pk).values_list("pk", flat=True))
+    return Requirement.objects.select_related(*related).get(pk=pk)
 
 
 def requirement_current_loop(*, requirement: Requirement) -> IterationLoop:

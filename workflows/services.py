@@ -135,8 +135,17 @@ def workflow_new_version(
             raise NotPermitted(_("Only the team's leads may change its workflow."))
         current = workflow_current(team=team)
         definition = workflow_definition(workflow=current)
-        stage_changes = _clean_stage_changes(definition, stages or {})
-        transition_changes = _clean_transition_changes(definition, transitions or [])
+        errors: dict[str, list[str]] = {}
+        try:
+            stage_changes = _clean_stage_changes(definition, stages or {})
+        except InvalidInput as exc:
+            errors.update(exc.errors)
+        try:
+            transition_changes = _clean_transition_changes(definition, transitions or [])
+        except InvalidInput as exc:
+            errors.update(exc.errors)
+        if errors:
+            raise InvalidInput(errors)
 
         Workflow.objects.filter(pk=current.pk).update(is_current=False)
         new = Workflow.objects.create(
