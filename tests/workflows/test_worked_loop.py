@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
 
@@ -99,7 +100,7 @@ def test_worked_loop_time_in_each_stage_sums_to_the_cycle_time(crew: Crew) -> No
     requirement = replay(crew)
     events = list(StageEvent.objects.filter(requirement=requirement, loop__number=1).order_by("at", "id"))
     hours: dict[str, float] = {}
-    for entered, left in zip(events, events[1:], strict=False):
+    for entered, left in itertools.pairwise(events):
         hours[entered.to_stage] = (
             hours.get(entered.to_stage, 0) + (left.at - entered.at).total_seconds() / 3600
         )
