@@ -28,8 +28,9 @@ class InvalidInput(DomainError):
 
     def __init__(self, errors: Mapping[str, Iterable[str]]) -> None:
         self.errors = {name: [str(m) for m in messages] for name, messages in errors.items()}
-        first = next(iter(self.errors.items()), ("detail", [""]))
-        super().__init__(f"{first[0]}: {first[1][0]}" if first[1] else str(first[0]))
+        name, messages = next(iter(self.errors.items()), ("detail", [""]))
+        first = messages[0] if messages else ""
+        super().__init__(first if name in ("detail", "non_field_errors") else f"{name}: {first}")
 
     def as_dict(self) -> dict[str, list[str]]:
         return self.errors

@@ -329,3 +329,28 @@ class StageEvent(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise TypeError("Stage events are append-only.")
+
+
+class Comment(models.Model):
+    requirement = models.ForeignKey(
+        Requirement, on_delete=models.CASCADE, related_name="comments", verbose_name=_("requirement")
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("author"),
+    )
+    body = models.TextField(_("comment"), help_text=_("Markdown."))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    edited_at = models.DateTimeField(_("edited at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("comment")
+        verbose_name_plural = _("comments")
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["requirement", "created_at"], name="comment_requirement")]
+
+    def __str__(self) -> str:
+        return f"{self.requirement_id}: {self.body[:40]}"

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from opsteam.exceptions import NotFound
-from roles.models import Team
-from roles.permissions import teams_visible_to
+from roles.models import Membership, Team
+from roles.permissions import roles_for, teams_visible_to
 
 from . import engine
-from .models import IterationLoop, Requirement, StageEvent, Workflow
+from .models import Comment, IterationLoop, Requirement, StageEvent, Workflow
 
 UserLike = AbstractBaseUser | AnonymousUser
 
@@ -126,10 +126,6 @@ def requirement_history(*, requirement: Requirement) -> QuerySet[StageEvent]:
 def team_overview_for_user(*, user: UserLike) -> list[dict[str, Any]]:
     """The user's teams with their roles and the open requirements in each stage of the current
     workflow (three queries whatever the number of teams)."""
-    from django.db.models import Count, Q
-
-    from roles.models import Membership
-
     teams = list(teams_visible_to(user=user).order_by("name"))
     memberships = {m.team_id: m for m in Membership.objects.filter(user_id=user.pk, team__in=teams)}
     counts = {
@@ -160,3 +156,69 @@ def team_overview_for_user(*, user: UserLike) -> list[dict[str, Any]]:
             }
         )
     return overview
+
+
+def membership_list_for_team(*, team: Team) -> QuerySet[Membership]:
+    return Membership.objects.filter(team=team).select_related("user").order_by("user__username")
+
+
+def workflow_list_for_user(*, user: UserLike) -> QuerySet[Workflow]:
+    return Workflow.objects.filter(team__in=teams_visible_to(user=user)).prefetch_related(
+        "stages", "transitions__from_stage", "transitions__to_stage"
+    )
+
+
+def loop_list_for_user(*, user: UserLike) -> QuerySet[IterationLoop]:
+    return IterationLoop.objects.filter(requirement__team__in=teams_visible_to(user=user)).select_related(
+        "requirement"
+    )
+
+
+def comment_list_for_requirement(*, requirement: Requirement) -> QuerySet[Comment]:
+    return Comment.objects.filter(requirement_id=requirement.pk).select_related("author")
+
+
+def comment_get_for_user(*, user: UserLike, comment_id: int) -> Comment:
+    comment = (
+        Comment.objects.filter(pk=comment_id, requirement__team__in=teams_visible_to(user=user))
+        .select_related("author")
+        .first()
+    )
+    if comment is None:
+        raise NotFound()
+    return comment
+
+
+def user_summary(*, user: UserLike) -> dict[str, Any]:
+    """The signed-in user and their teams with their roles in each (two queries)."""
+    memberships = {m.team_id: m for m in Membership.objects.filter(user_id=user.pk)}
+    teams = teams_visible_to(user=user).order_by("name")
+    return {
+        "id": user.pk,
+        "username": user.get_username(),
+        "name": user.get_full_name() or user.get_username(),
+        "email": user.email,
+        "is_staff": user.is_staff,
+        "teams": [
+            {
+                "id": team.pk,
+                "name": team.name,
+                "key_prefix": team.key_prefix,
+                "roles": sorted(memberships[team.pk].roles) if team.pk in memberships else [],
+            }
+            for team in teams
+        ],
+    }
+
+
+def requirement_available_transitions(*, user: UserLike, requirement: Requirement) -> list[engine.Option]:
+    """Each move from the current stage with whether this user may make it now, and why not."""
+    definition = workflow_definition(workflow=requirement.workflow)
+    loop = requirement_current_loop(requirement=requirement)
+    return engine.options(
+        definition,
+        current=requirement.stage.slug,
+        roles=roles_for(user=user, team=requirement.team_id),
+        fields=requirement_guard_fields(requirement=requirement, loop=loop),
+        closed=requirement.is_closed,
+    )

@@ -30,6 +30,7 @@ from roles.permissions import may_manage_team, roles_for
 from . import engine
 from .defaults import DEFAULT_STAGES, DEFAULT_TRANSITIONS, DEFAULT_WORKFLOW_NAME
 from .models import (
+    Comment,
     EventKind,
     IterationLoop,
     Label,
@@ -69,6 +70,11 @@ EDITABLE_FIELDS = (
     "resources_budget",
     "resources_other",
 )
+
+# Upper bounds for the long text fields (the short ones are bounded by their columns).
+TEXT_LIMITS = {"description": 20_000, "hypothesis": 5_000, "design": 10_000, "resources_other": 5_000}
+NOTE_LIMIT = 10_000
+COMMENT_LIMIT = 10_000
 
 
 # ---------------------------------------------------------------------------------------------- teams
@@ -289,6 +295,8 @@ def _apply_fields(requirement: Requirement, fields: Mapping[str, Any], team: Tea
                 value = ""
             if isinstance(value, str) and name != "description":
                 value = value.strip()
+            if isinstance(value, str) and len(value) > TEXT_LIMITS.get(name, 10**9):
+                errors[name] = [_("At most %(n)d characters.") % {"n": TEXT_LIMITS[name]}]
             if name == "resources_budget":
                 value = _decimal_or_none(value, errors)
             setattr(requirement, name, value)
@@ -421,8 +429,8 @@ def requirement_transition(
         )
     if to_stage != engine.CLOSE and outcome:
         raise InvalidInput({"outcome": [_("An outcome is chosen only when closing.")]})
-    if len(note) > 10_000:
-        raise InvalidInput({"note": [_("A note is at most 10,000 characters.")]})
+    if len(note) > NOTE_LIMIT:
+        raise InvalidInput({"note": [_("At most %(n)d characters.") % {"n": NOTE_LIMIT}]})
     with transaction.atomic():
         requirement = requirement_get_for_user(user=actor, requirement_id=requirement_id, lock=True)
         roles = roles_for(user=actor, team=requirement.team)
@@ -528,3 +536,36 @@ def _log_event(event_id: int) -> None:
             event.kind,
             event.actor,
         )
+
+
+def comment_create(*, requirement_id: int, actor: AbstractBaseUser, body: str) -> Comment:
+    body = (body or "").strip()
+    _check_comment_body(body)
+    with transaction.atomic():
+        requirement = requirement_get_for_user(user=actor, requirement_id=requirement_id)
+        _check_member(actor=actor, team=requirement.team)
+        return Comment.objects.create(requirement=requirement, author=actor, body=body)
+
+
+def comment_update(*, comment_id: int, actor: AbstractBaseUser, body: str) -> Comment:
+    """Authors edit their own comments."""
+    body = (body or "").strip()
+    _check_comment_body(body)
+    with transaction.atomic():
+        comment = Comment.objects.select_for_update().filter(pk=comment_id).first()
+        if comment is None:
+            raise NotFound()
+        requirement_get_for_user(user=actor, requirement_id=comment.requirement_id)
+        if comment.author_id != actor.pk:
+            raise NotPermitted(_("Only its author may edit a comment."))
+        comment.body = body
+        comment.edited_at = timezone.now()
+        comment.save(update_fields=["body", "edited_at"])
+    return comment
+
+
+def _check_comment_body(body: str) -> None:
+    if not body:
+        raise InvalidInput({"body": [_("Write something.")]})
+    if len(body) > COMMENT_LIMIT:
+        raise InvalidInput({"body": [_("At most %(n)d characters.") % {"n": COMMENT_LIMIT}]})
