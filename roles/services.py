@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
@@ -30,7 +30,7 @@ def _role_fields(roles: frozenset[str]) -> dict[str, bool]:
     return {role_flag(role): role in roles for role in Role.values}
 
 
-def _check_manager(*, actor: AbstractBaseUser | None, team: Team) -> None:
+def _check_manager(*, actor: User | None, team: Team) -> None:
     if actor is None:
         return  # system work: management commands, imports
     if not can_see_team(user=actor, team=team):
@@ -39,7 +39,7 @@ def _check_manager(*, actor: AbstractBaseUser | None, team: Team) -> None:
         raise NotPermitted(_("Only the team's leads may manage its members."))
 
 
-def team_create(*, name: str, key_prefix: str, creator: AbstractBaseUser, time_zone: str = "") -> Team:
+def team_create(*, name: str, key_prefix: str, creator: User, time_zone: str = "") -> Team:
     """Create a team with the creator as its first lead. Call workflows.services.team_setup to also
     give it the default workflow (which is what every public entry point does)."""
     team = Team(name=(name or "").strip(), key_prefix=(key_prefix or "").strip().upper())
@@ -59,9 +59,7 @@ def team_create(*, name: str, key_prefix: str, creator: AbstractBaseUser, time_z
     return team
 
 
-def team_update(
-    *, team_id: int, actor: AbstractBaseUser, name: str | None = None, time_zone: str | None = None
-) -> Team:
+def team_update(*, team_id: int, actor: User, name: str | None = None, time_zone: str | None = None) -> Team:
     with transaction.atomic():
         team = Team.objects.select_for_update().filter(pk=team_id).first()
         if team is None:
@@ -83,9 +81,7 @@ def team_update(
     return team
 
 
-def membership_add(
-    *, team: Team, user: AbstractBaseUser, roles: Iterable[str], actor: AbstractBaseUser | None
-) -> Membership:
+def membership_add(*, team: Team, user: User, roles: Iterable[str], actor: User | None) -> Membership:
     chosen = _clean_roles(roles)
     with transaction.atomic():
         locked = Team.objects.select_for_update().get(pk=team.pk)
@@ -95,9 +91,7 @@ def membership_add(
         return Membership.objects.create(team=locked, user=user, **_role_fields(chosen))
 
 
-def membership_set_roles(
-    *, membership_id: int, roles: Iterable[str], actor: AbstractBaseUser | None
-) -> Membership:
+def membership_set_roles(*, membership_id: int, roles: Iterable[str], actor: User | None) -> Membership:
     chosen = _clean_roles(roles)
     with transaction.atomic():
         membership = _lock_membership(membership_id)
@@ -110,7 +104,7 @@ def membership_set_roles(
     return membership
 
 
-def membership_remove(*, membership_id: int, actor: AbstractBaseUser | None) -> None:
+def membership_remove(*, membership_id: int, actor: User | None) -> None:
     with transaction.atomic():
         membership = _lock_membership(membership_id)
         _check_manager(actor=actor, team=membership.team)
@@ -141,7 +135,7 @@ def _ensure_another_lead(membership: Membership) -> None:
         raise InvalidInput({"roles": [_("A team must keep at least one lead.")]})
 
 
-def user_get_by_username_or_id(*, value: str | int) -> AbstractBaseUser:
+def user_get_by_username_or_id(*, value: str | int) -> User:
     User = get_user_model()
     lookup = {"pk": int(value)} if str(value).isdigit() else {"username": str(value)}
     user = User.objects.filter(is_active=True, **lookup).first()

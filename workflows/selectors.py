@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, Q, QuerySet
 
 from opsteam.exceptions import NotFound
@@ -14,7 +14,7 @@ from roles.permissions import roles_for, teams_visible_to
 from . import engine
 from .models import Comment, IterationLoop, Requirement, StageEvent, Workflow
 
-UserLike = AbstractBaseUser | AnonymousUser
+UserLike = User | AnonymousUser
 
 
 def workflow_current(*, team: Team | int) -> Workflow:
@@ -123,7 +123,7 @@ def requirement_history(*, requirement: Requirement) -> QuerySet[StageEvent]:
     )
 
 
-def team_overview_for_user(*, user: UserLike) -> list[dict[str, Any]]:
+def team_overview_for_user(*, user: User) -> list[dict[str, Any]]:
     """The user's teams with their roles and the open requirements in each stage of the current
     workflow (three queries whatever the number of teams)."""
     teams = list(teams_visible_to(user=user).order_by("name"))
@@ -189,7 +189,7 @@ def comment_get_for_user(*, user: UserLike, comment_id: int) -> Comment:
     return comment
 
 
-def user_summary(*, user: UserLike) -> dict[str, Any]:
+def user_summary(*, user: User) -> dict[str, Any]:
     """The signed-in user and their teams with their roles in each (two queries)."""
     memberships = {m.team_id: m for m in Membership.objects.filter(user_id=user.pk)}
     teams = teams_visible_to(user=user).order_by("name")

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
@@ -80,7 +80,7 @@ COMMENT_LIMIT = 10_000
 # ---------------------------------------------------------------------------------------------- teams
 
 
-def team_setup(*, name: str, key_prefix: str, creator: AbstractBaseUser, time_zone: str = "") -> Team:
+def team_setup(*, name: str, key_prefix: str, creator: User, time_zone: str = "") -> Team:
     """Create a team, make the creator its lead, and give it the default workflow."""
     with transaction.atomic():
         team = role_services.team_create(
@@ -93,7 +93,7 @@ def team_setup(*, name: str, key_prefix: str, creator: AbstractBaseUser, time_zo
 # ------------------------------------------------------------------------------------------ workflows
 
 
-def workflow_create_default(*, team: Team, actor: AbstractBaseUser | None = None) -> Workflow:
+def workflow_create_default(*, team: Team, actor: User | None = None) -> Workflow:
     with transaction.atomic():
         Team.objects.select_for_update().get(pk=team.pk)
         if Workflow.objects.filter(team=team).exists():
@@ -124,7 +124,7 @@ def workflow_create_default(*, team: Team, actor: AbstractBaseUser | None = None
 def workflow_new_version(
     *,
     team_id: int,
-    actor: AbstractBaseUser,
+    actor: User,
     stages: Mapping[str, Mapping[str, Any]] | None = None,
     transitions: Iterable[Mapping[str, Any]] | None = None,
 ) -> Workflow:
@@ -266,7 +266,7 @@ def _clean_transition_changes(
 # ---------------------------------------------------------------------------------------- requirements
 
 
-def _check_member(*, actor: AbstractBaseUser, team: Team) -> frozenset[str]:
+def _check_member(*, actor: User, team: Team) -> frozenset[str]:
     roles = roles_for(user=actor, team=team)
     if not roles:
         if actor.is_staff:
@@ -364,7 +364,7 @@ def _save_m2m(requirement: Requirement, m2m: Mapping[str, Any]) -> None:
 
 
 def requirement_create(
-    *, team: Team, actor: AbstractBaseUser, title: str, at: dt.datetime | None = None, **fields: Any
+    *, team: Team, actor: User, title: str, at: dt.datetime | None = None, **fields: Any
 ) -> Requirement:
     """Open a requirement in the first stage of the team's current workflow, loop 1. Any member may
     propose. `at` backdates it (demo data and imports); by default it is now."""
@@ -376,7 +376,7 @@ def requirement_create(
         # The team row lock serialises key allocation: numbers are dense and never reused.
         locked_team = Team.objects.select_for_update().get(pk=team.pk)
         workflow = workflow_current(team=locked_team)
-        first = workflow.stages.order_by("order").first()
+        first = workflow.stages.order_by("order")[0]
         last = Requirement.objects.filter(team=locked_team).aggregate(n=Max("number"))["n"] or 0
         requirement.workflow = workflow
         requirement.stage = first
@@ -398,7 +398,7 @@ def requirement_create(
     return requirement
 
 
-def requirement_update(*, requirement_id: int, actor: AbstractBaseUser, **fields: Any) -> Requirement:
+def requirement_update(*, requirement_id: int, actor: User, **fields: Any) -> Requirement:
     """Change fields of a requirement (not its stage: that is requirement_transition)."""
     with transaction.atomic():
         requirement = requirement_get_for_user(user=actor, requirement_id=requirement_id, lock=True)
@@ -413,7 +413,7 @@ def requirement_update(*, requirement_id: int, actor: AbstractBaseUser, **fields
 def requirement_transition(
     *,
     requirement_id: int,
-    actor: AbstractBaseUser,
+    actor: User,
     from_stage: str,
     to_stage: str,
     note: str = "",
@@ -500,9 +500,7 @@ def _allowed_roles_for(definition: engine.WorkflowDef, from_stage: str, target: 
     return (transition.allowed_roles if transition else frozenset()) | {engine.LEAD}
 
 
-def loop_record_analysis(
-    *, requirement_id: int, actor: AbstractBaseUser, conclusion: str, verdict: str
-) -> IterationLoop:
+def loop_record_analysis(*, requirement_id: int, actor: User, conclusion: str, verdict: str) -> IterationLoop:
     """Write the analysis conclusion of the requirement's current loop (analysts and leads)."""
     errors: dict[str, list[str]] = {}
     if not (conclusion or "").strip():
@@ -538,7 +536,7 @@ def _log_event(event_id: int) -> None:
         )
 
 
-def comment_create(*, requirement_id: int, actor: AbstractBaseUser, body: str) -> Comment:
+def comment_create(*, requirement_id: int, actor: User, body: str) -> Comment:
     body = (body or "").strip()
     _check_comment_body(body)
     with transaction.atomic():
@@ -547,7 +545,7 @@ def comment_create(*, requirement_id: int, actor: AbstractBaseUser, body: str) -
         return Comment.objects.create(requirement=requirement, author=actor, body=body)
 
 
-def comment_update(*, comment_id: int, actor: AbstractBaseUser, body: str) -> Comment:
+def comment_update(*, comment_id: int, actor: User, body: str) -> Comment:
     """Authors edit their own comments."""
     body = (body or "").strip()
     _check_comment_body(body)
