@@ -148,7 +148,8 @@ def decide(
         kind = target if target in LOOP_EXITS else "override"
         return _move(workflow, current, target, kind)
     if transition is None:
-        raise NoSuchTransition(current, target)
+        # Any other move is a lead's override: name the role that may make it.
+        raise RoleNotAllowed({LEAD})
     raise RoleNotAllowed(transition.allowed_roles | {LEAD})
 
 

@@ -85,8 +85,9 @@ def test_default_workflow_move_for_role(role: str, current: str, target: str) ->
             engine.decide(WORKFLOW, **kwargs)
         assert set(info.value.allowed_roles) == expected[1] | {"lead"}
     else:
-        with pytest.raises(NoSuchTransition):
+        with pytest.raises(RoleNotAllowed) as info:
             engine.decide(WORKFLOW, **kwargs)
+        assert info.value.allowed_roles == ("lead",)
 
 
 def test_exactly_the_expected_transitions_are_defined() -> None:
