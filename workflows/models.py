@@ -232,6 +232,12 @@ class Requirement(models.Model):
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices, blank=True)
+    # When the current stage visit passes its SLA (100 %) and escalates (200 %), in the team's working
+    # time if it has a calendar; sla_next_at is the next reminder still to send, so the sweep is one
+    # indexed query. All three are set with the stage, in the same transaction.
+    sla_due_at = models.DateTimeField(_("SLA due at"), null=True, blank=True)
+    sla_escalate_at = models.DateTimeField(_("escalates at"), null=True, blank=True)
+    sla_next_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("requirement")
@@ -243,6 +249,10 @@ class Requirement(models.Model):
         indexes = [
             models.Index(fields=["team", "stage", "closed_at"], name="requirement_board"),
             models.Index(fields=["assignee", "closed_at"], name="requirement_assignee"),
+            models.Index(
+                fields=["sla_next_at"], condition=models.Q(sla_next_at__isnull=False), name="requirement_sla_next"
+            ),
+            models.Index(fields=["due_date"], condition=models.Q(closed_at__isnull=True), name="requirement_due"),
         ]
 
     def __str__(self) -> str:
@@ -354,3 +364,19 @@ class Comment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.requirement_id}: {self.body[:40]}"
+
+
+class StageReminder(models.Model):
+    """The overdue reminder (level 1, at 100 % of the SLA) and the escalation (level 2, at 200 %) of one
+    visit to a stage. The unique constraint is what makes every sweep send each of them once."""
+
+    loop = models.ForeignKey(IterationLoop, on_delete=models.CASCADE, related_name="+")
+    visit = models.ForeignKey(StageEvent, on_delete=models.PROTECT, related_name="+")
+    level = models.PositiveSmallIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["visit", "level"], name="stage_reminder_once")]
+
+    def __str__(self) -> str:
+        return f"visit {self.visit_id} level {self.level}"

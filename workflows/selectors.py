@@ -12,7 +12,7 @@ from roles.models import Membership, Team
 from roles.permissions import roles_for, teams_visible_to
 
 from . import engine
-from .models import Comment, IterationLoop, Requirement, StageEvent, Workflow
+from .models import Comment, IterationLoop, Requirement, Stage, StageEvent, Workflow
 
 UserLike = User | AnonymousUser
 
@@ -22,9 +22,10 @@ def workflow_current(*, team: Team | int) -> Workflow:
     return Workflow.objects.get(team_id=team_id, is_current=True)
 
 
-def workflow_definition(*, workflow: Workflow) -> engine.WorkflowDef:
-    """The pure definition the engine works on (two queries)."""
-    stages = list(workflow.stages.all())
+def workflow_definition(*, workflow: Workflow, stages: list[Stage] | None = None) -> engine.WorkflowDef:
+    """The pure definition the engine works on (two queries; one when the caller has the stages)."""
+    if stages is None:
+        stages = list(workflow.stages.all())
     by_id = {stage.pk: stage for stage in stages}
     transitions = workflow.transitions.all()
     return engine.WorkflowDef(

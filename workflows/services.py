@@ -27,7 +27,7 @@ from roles import services as role_services
 from roles.models import ALL_ROLES, Membership, Team
 from roles.permissions import may_manage_team, roles_for
 
-from . import engine
+from . import engine, reminders
 from .defaults import DEFAULT_STAGES, DEFAULT_TRANSITIONS, DEFAULT_WORKFLOW_NAME
 from .models import (
     Comment,
@@ -368,6 +368,7 @@ def requirement_create(
 ) -> Requirement:
     """Open a requirement in the first stage of the team's current workflow, loop 1. Any member may
     propose. `at` backdates it (demo data and imports); by default it is now."""
+    live = at is None  # backdated history (demo data, imports) notifies nobody
     at = at or timezone.now()
     _check_member(actor=actor, team=team)
     requirement = Requirement(team=team, title=title, created_by=actor, created_at=at, stage_entered_at=at)
@@ -382,6 +383,7 @@ def requirement_create(
         requirement.stage = first
         requirement.number = last + 1
         requirement.key = f"{locked_team.key_prefix}-{requirement.number}"
+        reminders.set_sla(requirement, stage=first, entered_at=at)
         requirement.save()
         _save_m2m(requirement, m2m)
         loop = IterationLoop.objects.create(requirement=requirement, number=1, started_at=at)
@@ -394,6 +396,8 @@ def requirement_create(
             actor=actor,
             at=at,
         )
+        if live:
+            reminders.notify_stage_entered(requirement=requirement, stage=first, actor=actor)
         transaction.on_commit(lambda: _log_event(event.pk))
     return requirement
 
@@ -403,10 +407,13 @@ def requirement_update(*, requirement_id: int, actor: User, **fields: Any) -> Re
     with transaction.atomic():
         requirement = requirement_get_for_user(user=actor, requirement_id=requirement_id, lock=True)
         _check_member(actor=actor, team=requirement.team)
+        assignee_before = requirement.assignee_id
         changed, m2m = _apply_fields(requirement, fields, requirement.team)
         if changed:
             requirement.save(update_fields=[*changed, "updated_at"])
         _save_m2m(requirement, m2m)
+        if requirement.assignee_id != assignee_before:
+            reminders.notify_assigned(requirement=requirement, actor=actor)
     return requirement
 
 
@@ -449,10 +456,12 @@ def requirement_transition(
                 moved_by=str(last.actor) if last and last.actor else "",
                 key=requirement.key,
             )
+        live = at is None
         at = at or timezone.now()
         if at < requirement.stage_entered_at:
             raise InvalidInput({"at": [_("A transition cannot precede the one before it.")]})
-        definition = workflow_definition(workflow=requirement.workflow)
+        stages = {stage.slug: stage for stage in requirement.workflow.stages.all()}
+        definition = workflow_definition(workflow=requirement.workflow, stages=list(stages.values()))
         loop = requirement_current_loop(requirement=requirement)
         if not roles:
             raise RoleNotAllowed(_allowed_roles_for(definition, from_stage, to_stage))
@@ -485,12 +494,15 @@ def requirement_transition(
         if move.to_stage is None:
             requirement.closed_at = at
             requirement.outcome = outcome
-            changed += ["closed_at", "outcome"]
+            changed += ["closed_at", "outcome", *reminders.set_sla(requirement, stage=None, entered_at=at)]
         else:
-            requirement.stage = requirement.workflow.stages.get(slug=move.to_stage)
+            requirement.stage = stages[move.to_stage]
             requirement.stage_entered_at = at
             changed += ["stage", "stage_entered_at"]
+            changed += reminders.set_sla(requirement, stage=requirement.stage, entered_at=at)
         requirement.save(update_fields=changed)
+        if live and move.to_stage is not None:
+            reminders.notify_stage_entered(requirement=requirement, stage=requirement.stage, actor=actor)
         transaction.on_commit(lambda: _log_event(event.pk))
     return event
 
@@ -542,7 +554,9 @@ def comment_create(*, requirement_id: int, actor: User, body: str) -> Comment:
     with transaction.atomic():
         requirement = requirement_get_for_user(user=actor, requirement_id=requirement_id)
         _check_member(actor=actor, team=requirement.team)
-        return Comment.objects.create(requirement=requirement, author=actor, body=body)
+        comment = Comment.objects.create(requirement=requirement, author=actor, body=body)
+        reminders.notify_mentions(comment=comment, requirement=requirement, actor=actor)
+    return comment
 
 
 def comment_update(*, comment_id: int, actor: User, body: str) -> Comment:

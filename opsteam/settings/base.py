@@ -29,6 +29,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "roles",
+    "worktime",
+    "notifications",
     "workflows",
 ]
 
@@ -170,8 +172,26 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+# Publishing gives up quickly when the broker is down: the request still succeeds, the work is in the
+# database, and the next sweep queues it again.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+CELERY_BEAT_SCHEDULE = {
+    "sla-sweep": {"task": "workflows.tasks.sla_sweep", "schedule": 300.0},
+    "due-sweep": {"task": "workflows.tasks.due_sweep", "schedule": 900.0},
+    "digest-sweep": {"task": "workflows.tasks.digest_sweep", "schedule": 300.0},
+    "deliveries-sweep": {"task": "notifications.tasks.deliveries_sweep", "schedule": 60.0},
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_QUEUE_DIR / "beat-schedule")
+
+# Email: SMTP from the environment (EMAIL_URL, e.g. smtp+tls://user:pw@smtp.example.com:587); the local
+# settings print mail to the console.
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="smtp://localhost:25")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="opsteam <opsteam@localhost>")
+EMAIL_TIMEOUT = 10
+# Absolute links in email and chat messages.
+OPSTEAM_BASE_URL = env("OPSTEAM_BASE_URL", default="http://127.0.0.1:8000")
 
 LOGGING = {
     "version": 1,

@@ -7,3 +7,4 @@ DEBUG = env.bool("DJANGO_DEBUG", default=True)
 # A fixed, clearly-marked development key; production has no default at all.
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="opsteam-local-development-only-not-secret")
 DATA_DIR.mkdir(parents=True, exist_ok=True)
+EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

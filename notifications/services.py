@@ -1,0 +1,274 @@
+"""Notifications: written in the caller's transaction (the database is the source of truth), sent on
+external channels by one Celery task per delivery after commit. A lost task is repaired by the
+delivery sweep; a delivery that was sent is never sent again."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from opsteam.exceptions import InvalidInput, NotFound
+
+from .models import Channel, Delivery, Kind, Notification, NotificationSettings, SentMarker, WebhookEndpoint
+
+logger = logging.getLogger("opsteam.notifications")
+
+MAX_ATTEMPTS = 6
+DEFAULT_EMAIL_KINDS = frozenset(Kind.values)
+
+
+class Words(str):
+    """A parameter of a message that is itself translated (a stage name, say)."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One notification to write: who, about what, and what it says. `message` is an untranslated
+    message id with %(name)s parameters; it is translated into the recipient's language."""
+
+    recipient_id: int
+    team_id: int
+    kind: str
+    message: str
+    params: dict[str, object] = field(default_factory=dict)
+    requirement_id: int | None = None
+    body: str = ""
+    body_lines: tuple[tuple[str, dict[str, object]], ...] = ()  # (message, params) per line, translated
+    link: str = ""
+
+    def render(self, language: str | None) -> tuple[str, str]:
+        """The text and the body in the recipient's language."""
+        with translation.override(language or settings.LANGUAGE_CODE):
+            text = _translate(self.message, self.params)
+            lines = [_translate(message, params) for message, params in self.body_lines]
+        return text, "\n".join(filter(None, [self.body, *lines]))
+
+
+def _translate(message: str, params: dict[str, object]) -> str:
+    values = {name: translation.gettext(v) if isinstance(v, Words) else v for name, v in params.items()}
+    return translation.gettext(message) % values if values else translation.gettext(message)
+
+
+class DeliveryFailed(Exception):
+    """A send failed and will be tried again."""
+
+
+def notify(items: Sequence[Item], *, now: dt.datetime | None = None) -> list[int]:
+    """Write the in-app notifications and one pending delivery per person (email) and per webhook, each
+    carrying all of that person's or webhook's items, so a sweep sends one message per destination.
+    Must run inside the caller's transaction; the sends are queued after it commits."""
+    if not items:
+        return []
+    now = now or timezone.now()
+    settings_by_user = {
+        s.user_id: s
+        for s in NotificationSettings.objects.filter(user_id__in={item.recipient_id for item in items})
+    }
+    rendered = [item.render(_language_of(settings_by_user.get(item.recipient_id))) for item in items]
+    notifications = Notification.objects.bulk_create(
+        Notification(
+            recipient_id=item.recipient_id,
+            team_id=item.team_id,
+            requirement_id=item.requirement_id,
+            kind=item.kind,
+            text=text[:300],
+            body=body,
+            link=item.link[:300],
+        )
+        for item, (text, body) in zip(items, rendered, strict=True)
+    )
+    by_recipient: dict[tuple[int, int], list[Notification]] = defaultdict(list)
+    for notification in notifications:
+        chosen = settings_by_user.get(notification.recipient_id)
+        kinds = DEFAULT_EMAIL_KINDS if chosen is None else frozenset(chosen.email_kinds)
+        if notification.kind in kinds:
+            by_recipient[(notification.recipient_id, notification.team_id)].append(notification)
+
+    webhooks = list(
+        WebhookEndpoint.objects.filter(team_id__in={n.team_id for n in notifications}, active=True)
+    )
+    by_webhook: dict[int, list[Notification]] = defaultdict(list)
+    for webhook in webhooks:
+        seen: set[tuple[int | None, str]] = set()
+        for notification in notifications:
+            subject = (notification.requirement_id, notification.kind)
+            if (
+                notification.team_id == webhook.team_id
+                and notification.kind in webhook.kinds
+                and subject not in seen
+            ):
+                seen.add(subject)  # one line per requirement in chat, however many people were told
+                by_webhook[webhook.pk].append(notification)
+
+    deliveries = [
+        Delivery(
+            channel=Channel.EMAIL,
+            team_id=team_id,
+            recipient_id=user_id,
+            not_before=_after_quiet_hours(settings_by_user.get(user_id), now),
+        )
+        for user_id, team_id in by_recipient
+    ]
+    webhook_team = {w.pk: w.team_id for w in webhooks}
+    deliveries += [
+        Delivery(
+            channel=Channel.WEBHOOK, team_id=webhook_team[webhook_id], webhook_id=webhook_id, not_before=now
+        )
+        for webhook_id in by_webhook
+    ]
+    created = Delivery.objects.bulk_create(deliveries)
+    groups = [*by_recipient.values(), *by_webhook.values()]
+    Delivery.notifications.through.objects.bulk_create(
+        Delivery.notifications.through(delivery_id=delivery.pk, notification_id=notification.pk)
+        for delivery, group in zip(created, groups, strict=True)
+        for notification in group
+    )
+    ids = [delivery.pk for delivery in created if delivery.not_before <= now]
+    transaction.on_commit(lambda: enqueue_deliveries(ids))
+    return [delivery.pk for delivery in created]
+
+
+def _language_of(chosen: NotificationSettings | None) -> str | None:
+    return chosen.language if chosen and chosen.language else None
+
+
+def _after_quiet_hours(chosen: NotificationSettings | None, now: dt.datetime) -> dt.datetime:
+    """`now`, or the end of the person's quiet hours when `now` falls inside them."""
+    if chosen is None or chosen.quiet_start is None or chosen.quiet_end is None:
+        return now
+    if chosen.quiet_start == chosen.quiet_end:
+        return now
+    zone = ZoneInfo(chosen.time_zone)
+    local = now.astimezone(zone)
+    start, end = chosen.quiet_start, chosen.quiet_end
+    moment = local.time()
+    inside = start <= moment < end if start < end else (moment >= start or moment < end)
+    if not inside:
+        return now
+    end_day = local.date() if moment < end else local.date() + dt.timedelta(days=1)
+    return dt.datetime.combine(end_day, end, zone).astimezone(dt.UTC)
+
+
+def enqueue_deliveries(delivery_ids: Iterable[int]) -> None:
+    """Hand the sends to Celery. When the broker is down nothing is lost: the deliveries stay pending
+    and the delivery sweep queues them again."""
+    from .tasks import deliver
+
+    for delivery_id in delivery_ids:
+        try:
+            deliver.delay(delivery_id=delivery_id)
+        except Exception:  # the broker being unreachable must never fail the caller's request
+            logger.warning(
+                "broker unreachable; delivery %s waits for the next sweep", delivery_id, exc_info=True
+            )
+            return
+
+
+def deliveries_due(*, now: dt.datetime | None = None, limit: int = 500) -> list[int]:
+    """Pending deliveries whose time has come (one indexed query)."""
+    now = now or timezone.now()
+    return list(
+        Delivery.objects.filter(status=Delivery.Status.PENDING, not_before__lte=now)
+        .order_by("not_before")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def delivery_send(*, delivery_id: int, now: dt.datetime | None = None) -> str:
+    """Send one delivery, at most once. Holds the delivery's row lock while sending, so a task that
+    runs twice finds it sent. Raises DeliveryFailed while retries remain; marks it failed after."""
+    from .channels import send
+
+    with transaction.atomic():
+        delivery = (
+            Delivery.objects.select_for_update()
+            .select_related("recipient", "webhook", "team")
+            .filter(pk=delivery_id)
+            .first()
+        )
+        if delivery is None or delivery.status != Delivery.Status.PENDING:
+            return "skipped"
+        now = now or timezone.now()
+        if delivery.not_before > now:
+            return "waiting"
+        notifications = list(
+            delivery.notifications.select_related("requirement").order_by("created_at", "id")
+        )
+        delivery.attempts += 1
+        try:
+            send(delivery, notifications)
+        except Exception as exc:
+            delivery.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+            if delivery.attempts >= MAX_ATTEMPTS:
+                delivery.status = Delivery.Status.FAILED
+                delivery.save(update_fields=["attempts", "last_error", "status"])
+                logger.error("delivery %s failed for good: %s", delivery_id, delivery.last_error)
+                return "failed"
+            delivery.save(update_fields=["attempts", "last_error"])
+            failure = exc
+        else:
+            delivery.status = Delivery.Status.SENT
+            delivery.sent_at = timezone.now()
+            delivery.save(update_fields=["attempts", "status", "sent_at"])
+            return "sent"
+    raise DeliveryFailed(str(failure)) from failure
+
+
+def mark_once(key: str) -> bool:
+    """True the first time a key is marked; False ever after (the unique key is the guarantee).
+    The caller holds a transaction; a concurrent duplicate waits for it and then finds the key."""
+    _marker, created = SentMarker.objects.get_or_create(key=key)
+    return created
+
+
+def notification_mark_read(*, user: User, notification_ids: Iterable[int] | None = None) -> int:
+    """Mark some or all of the user's unread notifications read; returns how many changed."""
+    queryset = Notification.objects.filter(recipient=user, read_at__isnull=True)
+    if notification_ids is not None:
+        ids = list(notification_ids)
+        if not ids:
+            return 0
+        if Notification.objects.filter(pk__in=ids).exclude(recipient=user).exists():
+            raise NotFound()
+        queryset = queryset.filter(pk__in=ids)
+    return queryset.update(read_at=timezone.now())
+
+
+def settings_update(
+    *,
+    user: User,
+    email_kinds: Iterable[str],
+    quiet_start: dt.time | None,
+    quiet_end: dt.time | None,
+    time_zone: str,
+) -> NotificationSettings:
+    kinds = sorted(set(email_kinds))
+    errors: dict[str, list[str]] = {}
+    if set(kinds) - set(Kind.values):
+        errors["email_kinds"] = [_("Unknown kind.")]
+    if (quiet_start is None) != (quiet_end is None):
+        errors["quiet_end"] = [_("Quiet hours need a start and an end.")]
+    try:
+        ZoneInfo(time_zone)
+    except (ValueError, KeyError):
+        errors["time_zone"] = [_("Unknown time zone.")]
+    if errors:
+        raise InvalidInput(errors)
+    with transaction.atomic():
+        chosen, _created = NotificationSettings.objects.select_for_update().get_or_create(user=user)
+        chosen.email_kinds = kinds
+        chosen.quiet_start = quiet_start
+        chosen.quiet_end = quiet_end
+        chosen.time_zone = time_zone
+        chosen.save(update_fields=["email_kinds", "quiet_start", "quiet_end", "time_zone"])
+    return chosen

@@ -1,0 +1,446 @@
+"""Who is told what, and when: notifications for stage changes, assignments and mentions (written in
+the caller's transaction), and the sweeps Celery beat runs (SLA, due dates, daily digest)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from zoneinfo import ZoneInfo
+
+from django.contrib.auth.models import User
+from django.db import connection, transaction
+from django.db.models import OuterRef, Q, Subquery
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_noop
+
+from notifications.models import Kind
+from notifications.services import Item, Words, mark_once, notify
+from roles.models import Membership, Team, role_flag
+from worktime.hours import CalendarDef, add_working_seconds
+from worktime.selectors import calendar_definition
+
+from .models import Comment, IterationLoop, Requirement, Stage, StageEvent, StageReminder
+
+SWEEP_BATCH = 200
+DIGEST_HOUR = 9
+
+
+# ------------------------------------------------------------------------------------------ deadlines
+
+
+def sla_deadlines(
+    *, team: Team, stage: Stage, entered_at: dt.datetime, calendar: CalendarDef | None
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """When a visit to `stage` entered at `entered_at` passes 100 % and 200 % of its SLA."""
+    if not stage.sla_hours:
+        return None, None
+    seconds = stage.sla_hours * 3600
+    if calendar is None:
+        return entered_at + dt.timedelta(seconds=seconds), entered_at + dt.timedelta(seconds=2 * seconds)
+    return add_working_seconds(entered_at, seconds, calendar), add_working_seconds(
+        entered_at, 2 * seconds, calendar
+    )
+
+
+def set_sla(requirement: Requirement, *, stage: Stage | None, entered_at: dt.datetime) -> list[str]:
+    """Set the SLA fields for a new stage visit (None: the requirement closed); returns the fields."""
+    if stage is None:
+        due = escalate = None
+    else:
+        due, escalate = sla_deadlines(
+            team=requirement.team,
+            stage=stage,
+            entered_at=entered_at,
+            calendar=calendar_definition(team=requirement.team),
+        )
+    requirement.sla_due_at = due
+    requirement.sla_escalate_at = escalate
+    requirement.sla_next_at = due
+    return ["sla_due_at", "sla_escalate_at", "sla_next_at"]
+
+
+# -------------------------------------------------------------------------------------------- helpers
+
+
+def _link(requirement: Requirement) -> str:
+    return reverse("requirement-detail", kwargs={"pk": requirement.key})
+
+
+def _members_holding(team_ids: Iterable[int], roles: Iterable[str]) -> dict[int, set[int]]:
+    """team id → ids of members holding any of the roles (one query)."""
+    condition = Q()
+    for role in roles:
+        condition |= Q(**{role_flag(role): True})
+    if not condition:
+        return {}
+    found: dict[int, set[int]] = defaultdict(set)
+    for team_id, user_id in Membership.objects.filter(condition, team_id__in=set(team_ids)).values_list(
+        "team_id", "user_id"
+    ):
+        found[team_id].add(user_id)
+    return found
+
+
+def format_duration(seconds: float) -> str:
+    hours = int(seconds // 3600)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    return f"{hours}h"
+
+
+# --------------------------------------------------------------------------- in the caller's transaction
+
+
+def notify_stage_entered(*, requirement: Requirement, stage: Stage, actor: User) -> None:
+    """Your turn: the members who own the stage, and the assignee, learn that it waits on them."""
+    owners = _members_holding([requirement.team_id], stage.owner_roles).get(requirement.team_id, set())
+    recipients = owners | ({requirement.assignee_id} if requirement.assignee_id else set())
+    recipients.discard(actor.pk)
+    notify(
+        [
+            Item(
+                recipient_id=user_id,
+                team_id=requirement.team_id,
+                requirement_id=requirement.pk,
+                kind=Kind.YOUR_TURN,
+                message=gettext_noop("%(key)s %(title)s is now in %(stage)s"),
+                params={"key": requirement.key, "title": requirement.title, "stage": Words(stage.name)},
+                link=_link(requirement),
+            )
+            for user_id in sorted(recipients)
+        ]
+    )
+
+
+def notify_assigned(*, requirement: Requirement, actor: User) -> None:
+    if not requirement.assignee_id or requirement.assignee_id == actor.pk:
+        return
+    notify(
+        [
+            Item(
+                recipient_id=requirement.assignee_id,
+                team_id=requirement.team_id,
+                requirement_id=requirement.pk,
+                kind=Kind.YOUR_TURN,
+                message=gettext_noop("%(who)s assigned %(key)s %(title)s to you"),
+                params={"who": str(actor), "key": requirement.key, "title": requirement.title},
+                link=_link(requirement),
+            )
+        ]
+    )
+
+
+MENTION = re.compile(r"(?<![\w@])@([\w.@+-]{1,150})")
+
+
+def notify_mentions(*, comment: Comment, requirement: Requirement, actor: User) -> list[int]:
+    """Tell the team members a comment @mentions; returns their ids."""
+    names = {name.rstrip(".") for name in MENTION.findall(comment.body)}
+    if not names:
+        return []
+    mentioned = list(
+        Membership.objects.filter(team_id=requirement.team_id, user__username__in=names)
+        .exclude(user_id=actor.pk)
+        .values_list("user_id", flat=True)
+    )
+    notify(
+        [
+            Item(
+                recipient_id=user_id,
+                team_id=requirement.team_id,
+                requirement_id=requirement.pk,
+                kind=Kind.MENTIONED,
+                message=gettext_noop("%(who)s mentioned you on %(key)s"),
+                params={"who": str(actor), "key": requirement.key},
+                body=comment.body[:1000],
+                link=_link(requirement),
+            )
+            for user_id in mentioned
+        ]
+    )
+    return mentioned
+
+
+# ------------------------------------------------------------------------------------------------ sweeps
+
+
+def _latest_event() -> Subquery:
+    return Subquery(
+        StageEvent.objects.filter(requirement_id=OuterRef("pk")).order_by("-at", "-id").values("pk")[:1]
+    )
+
+
+def _current_loop() -> Subquery:
+    return Subquery(
+        IterationLoop.objects.filter(requirement_id=OuterRef("pk"), number=OuterRef("loop_number")).values(
+            "pk"
+        )[:1]
+    )
+
+
+def sla_sweep(*, now: dt.datetime | None = None, batch: int = SWEEP_BATCH) -> tuple[int, bool]:
+    """Remind at 100 % of a stage's SLA and escalate to the leads at 200 %, once per stage visit.
+    Returns (reminders sent, whether more may be waiting). A constant number of queries per batch."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        queryset = Requirement.objects.filter(closed_at__isnull=True, sla_next_at__lte=now)
+        if connection.features.has_select_for_update_skip_locked:
+            # Concurrent sweeps take disjoint batches; SQLite serialises writers instead.
+            queryset = queryset.select_for_update(skip_locked=True, of=("self",))
+        candidates = list(
+            queryset.select_related("stage", "team")
+            .annotate(visit_id=_latest_event(), loop_pk=_current_loop())
+            .order_by("sla_next_at")[:batch]
+        )
+        if not candidates:
+            return 0, False
+        done = set(
+            StageReminder.objects.filter(visit_id__in=[r.visit_id for r in candidates]).values_list(
+                "visit_id", "level"
+            )
+        )
+        new: list[tuple[Requirement, int]] = []
+        for requirement in candidates:
+            levels = [1] + ([2] if requirement.sla_escalate_at and requirement.sla_escalate_at <= now else [])
+            new += [(requirement, level) for level in levels if (requirement.visit_id, level) not in done]
+            requirement.sla_next_at = (
+                requirement.sla_escalate_at
+                if requirement.sla_escalate_at and requirement.sla_escalate_at > now
+                else None
+            )
+        StageReminder.objects.bulk_create(
+            StageReminder(loop_id=r.loop_pk, visit_id=r.visit_id, level=level) for r, level in new
+        )
+        Requirement.objects.bulk_update(candidates, ["sla_next_at"])
+        notify(_sla_items(new, now))
+    return len(new), len(candidates) == batch
+
+
+def _sla_items(new: Sequence[tuple[Requirement, int]], now: dt.datetime) -> list[Item]:
+    if not new:
+        return []
+    team_ids = {r.team_id for r, _level in new}
+    owners_by_role = {
+        role: _members_holding(team_ids, [role])
+        for role in {role for r, _l in new for role in r.stage.owner_roles}
+    }
+    leads = _members_holding(team_ids, ["lead"])
+    items = []
+    for requirement, level in new:
+        if level == 2:
+            people = set(leads.get(requirement.team_id, set()))
+        elif requirement.assignee_id:
+            people = {requirement.assignee_id}
+        else:
+            people = set()
+            for role in requirement.stage.owner_roles:
+                people |= owners_by_role[role].get(requirement.team_id, set())
+        params = {
+            "key": requirement.key,
+            "title": requirement.title,
+            "stage": Words(requirement.stage.name),
+            "elapsed": format_duration((now - requirement.stage_entered_at).total_seconds()),
+            "sla": format_duration((requirement.stage.sla_hours or 0) * 3600),
+        }
+        message = (
+            gettext_noop("%(key)s %(title)s has been in %(stage)s for %(elapsed)s, past its %(sla)s SLA")
+            if level == 1
+            else gettext_noop(
+                "Escalation: %(key)s %(title)s has been in %(stage)s for %(elapsed)s, twice its %(sla)s SLA"
+            )
+        )
+        items += [
+            Item(
+                recipient_id=user_id,
+                team_id=requirement.team_id,
+                requirement_id=requirement.pk,
+                kind=Kind.STAGE_OVERDUE if level == 1 else Kind.ESCALATION,
+                message=message,
+                params=params,
+                link=_link(requirement),
+            )
+            for user_id in sorted(people)
+        ]
+    return items
+
+
+def _local_now(team: Team, now: dt.datetime) -> dt.datetime:
+    return now.astimezone(ZoneInfo(team.time_zone))
+
+
+def _is_workday(day: dt.date, calendar: CalendarDef | None) -> bool:
+    return calendar.is_workday(day) if calendar else day.weekday() < 5
+
+
+def _next_workday(day: dt.date, calendar: CalendarDef | None) -> dt.date:
+    following = day + dt.timedelta(days=1)
+    for _day in range(366):
+        if _is_workday(following, calendar):
+            return following
+        following += dt.timedelta(days=1)
+    return following
+
+
+def due_sweep(*, now: dt.datetime | None = None) -> int:
+    """Due dates: a reminder on the working day before (due soon) and on the day (due today), each
+    once, from 09:00 in the team's time zone. Returns how many reminders were sent."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        window = (now - dt.timedelta(days=2)).date(), (now + dt.timedelta(days=14)).date()
+        requirements = list(
+            Requirement.objects.filter(closed_at__isnull=True, due_date__range=window).select_related(
+                "team", "stage"
+            )
+        )
+        calendars: dict[int, CalendarDef | None] = {}
+        due: list[tuple[Requirement, str]] = []
+        for requirement in requirements:
+            team = requirement.team
+            local = _local_now(team, now)
+            if local.hour < DIGEST_HOUR or requirement.due_date is None:
+                continue
+            if team.pk not in calendars:
+                calendars[team.pk] = calendar_definition(team=team)
+            today = local.date()
+            if requirement.due_date == today:
+                level = Kind.DUE_TODAY
+            elif _is_workday(today, calendars[team.pk]) and today < requirement.due_date <= _next_workday(
+                today, calendars[team.pk]
+            ):
+                level = Kind.DUE_SOON
+            else:
+                continue
+            if mark_once(f"due:{requirement.pk}:{requirement.due_date.isoformat()}:{level}"):
+                due.append((requirement, level))
+        people = _waiting_on([r for r, _level in due])
+        items = [
+            Item(
+                recipient_id=user_id,
+                team_id=requirement.team_id,
+                requirement_id=requirement.pk,
+                kind=level,
+                message=(
+                    gettext_noop("%(key)s %(title)s is due today")
+                    if level == Kind.DUE_TODAY
+                    else gettext_noop("%(key)s %(title)s is due on %(date)s")
+                ),
+                params={
+                    "key": requirement.key,
+                    "title": requirement.title,
+                    "date": str(requirement.due_date),
+                },
+                link=_link(requirement),
+            )
+            for requirement, level in due
+            for user_id in sorted(people[requirement.pk])
+        ]
+        notify(items, now=now)
+    return len(items)
+
+
+def _waiting_on(requirements: Sequence[Requirement]) -> dict[int, set[int]]:
+    """requirement id → who it waits on: its assignee, or else the members owning its stage."""
+    team_ids = {r.team_id for r in requirements}
+    roles = {role for r in requirements for role in r.stage.owner_roles}
+    holders = {role: _members_holding(team_ids, [role]) for role in roles}
+    found: dict[int, set[int]] = {}
+    for requirement in requirements:
+        if requirement.assignee_id:
+            found[requirement.pk] = {requirement.assignee_id}
+        else:
+            found[requirement.pk] = set().union(
+                *(holders[role].get(requirement.team_id, set()) for role in requirement.stage.owner_roles)
+            )
+    return found
+
+
+def digest_sweep(*, now: dt.datetime | None = None) -> int:
+    """From 09:00 in each team's time zone, once a day, each member gets what waits on them, what is
+    overdue and what moved yesterday; nobody with nothing waiting gets anything. Returns digests sent."""
+    now = now or timezone.now()
+    sent = 0
+    for team in Team.objects.all():
+        local = _local_now(team, now)
+        if local.hour < DIGEST_HOUR:
+            continue
+        with transaction.atomic():
+            sent += _team_digest(team=team, now=now, today=local.date())
+    return sent
+
+
+def _team_digest(*, team: Team, now: dt.datetime, today: dt.date) -> int:
+    """Caller holds a transaction. A constant number of queries per team plus one marker per member."""
+    members = list(Membership.objects.filter(team=team))
+    open_requirements = list(
+        Requirement.objects.filter(team=team, closed_at__isnull=True)
+        .select_related("stage")
+        .order_by("stage_entered_at", "id")
+    )
+    yesterday = dt.datetime.combine(today - dt.timedelta(days=1), dt.time(0), ZoneInfo(team.time_zone))
+    moved: dict[int, list[StageEvent]] = defaultdict(list)
+    for event in (
+        StageEvent.objects.filter(
+            requirement__team=team, at__gte=yesterday, at__lt=yesterday + dt.timedelta(days=1)
+        )
+        .exclude(kind="create")
+        .select_related("requirement")
+        .order_by("at", "id")
+    ):
+        moved[event.requirement_id].append(event)
+    items = []
+    for membership in members:
+        roles = membership.roles
+        waiting = [
+            r
+            for r in open_requirements
+            if r.assignee_id == membership.user_id or (not r.assignee_id and roles & set(r.stage.owner_roles))
+        ]
+        if not waiting or not mark_once(f"digest:{team.pk}:{membership.user_id}:{today.isoformat()}"):
+            continue
+        overdue = [r for r in waiting if r.sla_due_at and r.sla_due_at <= now]
+        waiting_ids = {r.pk for r in waiting}
+        lines: list[tuple[str, dict[str, object]]] = [
+            (gettext_noop("Waiting on you (%(n)d):"), {"n": len(waiting)})
+        ]
+        lines += [
+            (
+                "- %(key)s %(title)s · %(stage)s",
+                {"key": r.key, "title": r.title, "stage": Words(r.stage.name)},
+            )
+            for r in waiting[:30]
+        ]
+        if overdue:
+            lines.append((gettext_noop("Past the SLA (%(n)d):"), {"n": len(overdue)}))
+            lines += [("- %(key)s %(title)s", {"key": r.key, "title": r.title}) for r in overdue[:30]]
+        events = [
+            event
+            for pk, evs in moved.items()
+            if pk in waiting_ids or evs[0].requirement.assignee_id == membership.user_id
+            for event in evs
+        ]
+        if events:
+            lines.append((gettext_noop("Moved yesterday:"), {}))
+            lines += [
+                (
+                    "- %(key)s %(from)s → %(to)s",
+                    {"key": e.requirement.key, "from": e.from_stage, "to": e.to_stage or e.kind},
+                )
+                for e in events
+            ]
+        items.append(
+            Item(
+                recipient_id=membership.user_id,
+                team_id=team.pk,
+                kind=Kind.DAILY_DIGEST,
+                message=gettext_noop("Daily digest: %(n)d waiting on you, %(late)d past the SLA"),
+                params={"n": len(waiting), "late": len(overdue)},
+                body_lines=tuple(lines),
+                link=reverse("requirement-list") + f"?team={team.pk}&open=true",
+            )
+        )
+    notify(items, now=now)
+    return len(items)
