@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -20,6 +21,7 @@ from django.utils.translation import gettext as _
 from opsteam.exceptions import InvalidInput, NotFound
 
 from .models import Channel, Delivery, Kind, Notification, NotificationSettings, SentMarker, WebhookEndpoint
+from .selectors import team_for_lead
 
 logger = logging.getLogger("opsteam.notifications")
 
@@ -251,6 +253,7 @@ def settings_update(
     quiet_start: dt.time | None,
     quiet_end: dt.time | None,
     time_zone: str,
+    language: str = "",
 ) -> NotificationSettings:
     kinds = sorted(set(email_kinds))
     errors: dict[str, list[str]] = {}
@@ -270,5 +273,66 @@ def settings_update(
         chosen.quiet_start = quiet_start
         chosen.quiet_end = quiet_end
         chosen.time_zone = time_zone
-        chosen.save(update_fields=["email_kinds", "quiet_start", "quiet_end", "time_zone"])
+        chosen.language = language
+        chosen.save(update_fields=["email_kinds", "quiet_start", "quiet_end", "time_zone", "language"])
     return chosen
+
+
+def _clean_webhook(fields: dict[str, object]) -> dict[str, object]:
+    errors: dict[str, list[str]] = {}
+    if "format" in fields and fields["format"] not in WebhookEndpoint.Format.values:
+        errors["format"] = [_("Unknown format.")]
+    if "kinds" in fields:
+        kinds = fields["kinds"]
+        if not isinstance(kinds, list) or set(kinds) - set(Kind.values):
+            errors["kinds"] = [_("Unknown kind.")]
+    url = fields.get("url")
+    if url is not None and not str(url).startswith(("https://", "http://")):
+        errors["url"] = [_("Enter an http(s) URL.")]
+    if errors:
+        raise InvalidInput(errors)
+    return fields
+
+
+def webhook_create(*, actor: User, team_id: int, **fields: object) -> WebhookEndpoint:
+    with transaction.atomic():
+        team = team_for_lead(user=actor, team_id=team_id)
+        webhook = WebhookEndpoint(team=team, **_clean_webhook(fields))
+        try:
+            webhook.full_clean()
+        except ValidationError as exc:
+            raise InvalidInput(exc.message_dict) from exc
+        webhook.save()
+    return webhook
+
+
+def webhook_update(*, actor: User, team_id: int, webhook_id: int, **fields: object) -> WebhookEndpoint:
+    with transaction.atomic():
+        team = team_for_lead(user=actor, team_id=team_id)
+        webhook = (
+            WebhookEndpoint.objects.select_for_update().filter(team=team, pk=webhook_id).first()
+            if webhook_id < 2**63
+            else None
+        )
+        if webhook is None:
+            raise NotFound()
+        for name, value in _clean_webhook(fields).items():
+            setattr(webhook, name, value)
+        try:
+            webhook.full_clean()
+        except ValidationError as exc:
+            raise InvalidInput(exc.message_dict) from exc
+        webhook.save(update_fields=[*fields])
+    return webhook
+
+
+def webhook_delete(*, actor: User, team_id: int, webhook_id: int) -> None:
+    with transaction.atomic():
+        team = team_for_lead(user=actor, team_id=team_id)
+        deleted, _rows = (
+            WebhookEndpoint.objects.filter(team=team, pk=webhook_id).delete()
+            if webhook_id < 2**63
+            else (0, {})
+        )
+        if not deleted:
+            raise NotFound()

@@ -15,4 +15,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api/", include("workflows.api.urls")),
+    path("api/", include("notifications.api")),
+    path("api/", include("worktime.api")),
 ]

@@ -24,6 +24,7 @@ from opsteam.exceptions import (
     RoleNotAllowed,
 )
 from roles import services as role_services
+from worktime import services as calendar_services
 from roles.models import ALL_ROLES, Membership, Team
 from roles.permissions import may_manage_team, roles_for
 
@@ -87,6 +88,10 @@ def team_setup(*, name: str, key_prefix: str, creator: User, time_zone: str = ""
             name=name, key_prefix=key_prefix, creator=creator, time_zone=time_zone
         )
         workflow_create_default(team=team, actor=creator)
+        # The working-hours calendar starts off (SLAs in calendar time) but ready: China's official
+        # holidays and make-up workdays from last year on are loaded as editable rows.
+        calendar_services.calendar_create(team=team)
+        calendar_services.calendar_load_china(team=team, years=range(timezone.now().year - 1, 3000))
     return team
 
 

@@ -26,6 +26,12 @@ def _check_lead(*, actor: User | None, team: Team) -> None:
         raise NotPermitted(_("Only the team's leads may change its calendar."))
 
 
+def calendar_create(*, team: Team) -> WorkCalendar:
+    """The team's calendar: Monday to Friday, 09:00 to 18:00, off until a lead turns it on."""
+    calendar, _created = WorkCalendar.objects.get_or_create(team=team)
+    return calendar
+
+
 def calendar_update(
     *,
     team: Team,

@@ -146,6 +146,8 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "roles.models.Role.choices",
         "RequirementOutcomeEnum": "workflows.models.Outcome.choices",
         "LoopOutcomeEnum": "workflows.models.LoopOutcome.choices",
+        "NotificationKindEnum": "notifications.models.Kind.choices",
+        "EventKindEnum": "workflows.models.EventKind.choices",
     },
 }
 

@@ -459,19 +459,43 @@ ANONYMOUS_REQUESTS: dict[str, list[tuple[str, str]]] = {
     "comment-detail": [("get", "/api/comments/{comment}/"), ("patch", "/api/comments/{comment}/")],
     "loop-list": [("get", "/api/loops/")],
     "loop-detail": [("get", "/api/loops/{loop}/")],
+    "api-notifications": [("get", "/api/notifications/")],
+    "api-notifications-unread": [("get", "/api/notifications/unread-count/")],
+    "api-notifications-mark-read": [("post", "/api/notifications/mark-read/")],
+    "api-notification-settings": [
+        ("get", "/api/me/notification-settings/"),
+        ("put", "/api/me/notification-settings/"),
+    ],
+    "api-team-webhooks": [("get", "/api/teams/{team}/webhooks/"), ("post", "/api/teams/{team}/webhooks/")],
+    "api-team-webhook": [
+        ("patch", "/api/teams/{team}/webhooks/1/"),
+        ("delete", "/api/teams/{team}/webhooks/1/"),
+    ],
+    "api-team-deliveries": [("get", "/api/teams/{team}/deliveries/")],
+    "api-team-calendar": [("get", "/api/teams/{team}/calendar/"), ("put", "/api/teams/{team}/calendar/")],
+    "api-team-calendar-days": [("post", "/api/teams/{team}/calendar/days/")],
+    "api-team-calendar-day": [("delete", "/api/teams/{team}/calendar/days/2026-10-01/")],
 }
 ANONYMOUS_CASES = [
     (name, method, url) for name, requests in ANONYMOUS_REQUESTS.items() for method, url in requests
 ]
 
 
+# Answered by their own test below (the schema and its documentation pages).
+DOCUMENTATION_ROUTES = {"api-schema", "api-docs", "api-redoc"}
+
+
 def api_route_names() -> set[str]:
+    """The name of every route under /api/ in the whole URL configuration."""
     names: set[str] = set()
-    pending = list(get_resolver("workflows.api.urls").url_patterns)
+    pending = [("", pattern) for pattern in get_resolver().url_patterns]
     while pending:
-        pattern = pending.pop()
-        pending.extend(pattern.url_patterns if isinstance(pattern, URLResolver) else [])
-        names.update([] if isinstance(pattern, URLResolver) else [pattern.name])
+        prefix, pattern = pending.pop()
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            pending.extend((route, inner) for inner in pattern.url_patterns)
+        elif route.startswith("api/") and pattern.name not in DOCUMENTATION_ROUTES:
+            names.add(pattern.name)
     return names
 
 

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from django.contrib.auth.models import User
+from django.db.models import QuerySet
+from django.utils.translation import gettext as _
+
+from opsteam.exceptions import NotFound, NotPermitted
+from roles.models import Team
+from roles.permissions import may_manage_team, teams_visible_to
+
+from .models import Delivery, Kind, Notification, NotificationSettings, WebhookEndpoint
+
+
+def notification_list_for_user(*, user: User) -> QuerySet[Notification]:
+    return Notification.objects.filter(recipient=user).select_related("requirement", "team")
+
+
+def unread_count(*, user: User) -> int:
+    return Notification.objects.filter(recipient=user, read_at__isnull=True).count()
+
+
+def settings_for_user(*, user: User) -> NotificationSettings:
+    """The person's settings, or the defaults (unsaved) when they never chose."""
+    return NotificationSettings.objects.filter(user=user).first() or NotificationSettings(
+        user=user, email_kinds=list(Kind.values)
+    )
+
+
+def team_for_lead(*, user: User, team_id: int) -> Team:
+    """A team the user may see and manage: 404 when not visible, 403 when not a lead."""
+    team = teams_visible_to(user=user).filter(pk=team_id).first() if 0 < team_id < 2**63 else None
+    if team is None:
+        raise NotFound()
+    if not may_manage_team(user=user, team=team):
+        raise NotPermitted(_("Only the team's leads may do this."))
+    return team
+
+
+def webhook_list(*, team: Team) -> QuerySet[WebhookEndpoint]:
+    return WebhookEndpoint.objects.filter(team=team)
+
+
+def delivery_list(*, team: Team) -> QuerySet[Delivery]:
+    return Delivery.objects.filter(team=team).select_related("recipient", "webhook")
