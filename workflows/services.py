@@ -24,9 +24,9 @@ from opsteam.exceptions import (
     RoleNotAllowed,
 )
 from roles import services as role_services
-from worktime import services as calendar_services
 from roles.models import ALL_ROLES, Membership, Team
 from roles.permissions import may_manage_team, roles_for
+from worktime import services as calendar_services
 
 from . import engine, reminders
 from .defaults import DEFAULT_STAGES, DEFAULT_TRANSITIONS, DEFAULT_WORKFLOW_NAME
