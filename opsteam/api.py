@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers, status
-from rest_framework.pagination import CursorPagination
+from rest_framework.pagination import Cursor, CursorPagination
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .exceptions import Conflict, DomainError, NotFound, NotPermitted
+
+# The largest id SQLite and PostgreSQL (bigint) hold: a larger one in input is a 400, not an overflow.
+MAX_ID = 2**63 - 1
+
+# Viewsets route any path segment to their id (DRF's default leaves out dots), so that a malformed id
+# such as "1.5" is the view's JSON 404 rather than Django's HTML page.
+ANY_SEGMENT = r"[^/]+"
 
 
 def _status_for(exc: DomainError) -> int:
@@ -61,6 +72,25 @@ class CursorPage(CursorPagination):
     max_page_size = 200
     ordering = "-id"
 
+    def paginate_queryset(self, queryset: QuerySet[Any], request: Request, view: Any = None) -> Any:
+        self.model = queryset.model
+        return super().paginate_queryset(queryset, request, view)
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        """DRF trusts the position inside a cursor; one edited by hand to "abc" for an id (or a NUL,
+        which PostgreSQL refuses) would fail the query with a 500. It is an invalid cursor: 404."""
+        cursor = super().decode_cursor(request)
+        if cursor is None or cursor.position is None:
+            return cursor
+        field = self.model._meta.get_field(self.ordering[0].lstrip("-"))
+        try:
+            field.to_python(cursor.position)
+        except DjangoValidationError as exc:
+            raise drf_exceptions.NotFound(self.invalid_cursor_message) from exc
+        if "\x00" in cursor.position:
+            raise drf_exceptions.NotFound(self.invalid_cursor_message)
+        return cursor
+
 
 class ErrorSerializer(serializers.Serializer):
     """Every error: `detail` says what went wrong; invalid input adds a list of messages per field."""
@@ -90,6 +120,16 @@ class ErrorResponses:
 
 class AutoSchema(SpectacularAutoSchema):
     """Documents the errors every endpoint can answer with, besides what each view declares."""
+
+    def _resolve_path_parameters(self, variables: list[str]) -> list[dict[str, Any]]:
+        # An id routed by ANY_SEGMENT is documented as its model field says (an integer), as
+        # drf-spectacular does for DRF's default pattern, not as a string matching the pattern.
+        routed = self.path_regex
+        self.path_regex = re.sub(r"(\(\?P<\w+>)" + re.escape(ANY_SEGMENT) + r"\)", r"\1[^/.]+)", routed)
+        try:
+            return super()._resolve_path_parameters(variables)
+        finally:
+            self.path_regex = routed
 
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)

@@ -250,9 +250,13 @@ class Requirement(models.Model):
             models.Index(fields=["team", "stage", "closed_at"], name="requirement_board"),
             models.Index(fields=["assignee", "closed_at"], name="requirement_assignee"),
             models.Index(
-                fields=["sla_next_at"], condition=models.Q(sla_next_at__isnull=False), name="requirement_sla_next"
+                fields=["sla_next_at"],
+                condition=models.Q(sla_next_at__isnull=False),
+                name="requirement_sla_next",
             ),
-            models.Index(fields=["due_date"], condition=models.Q(closed_at__isnull=True), name="requirement_due"),
+            models.Index(
+                fields=["due_date"], condition=models.Q(closed_at__isnull=True), name="requirement_due"
+            ),
         ]
 
     def __str__(self) -> str:

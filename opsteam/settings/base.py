@@ -177,7 +177,12 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 # Publishing gives up quickly when the broker is down: the request still succeeds, the work is in the
 # database, and the next sweep queues it again.
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
 CELERY_BEAT_SCHEDULE = {
     "sla-sweep": {"task": "workflows.tasks.sla_sweep", "schedule": 300.0},
     "due-sweep": {"task": "workflows.tasks.due_sweep", "schedule": 900.0},

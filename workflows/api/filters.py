@@ -1,16 +1,34 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema_field
 
-from workflows.models import AarrrStage, IterationLoop, Priority, Requirement
+from opsteam.api import MAX_ID
+from workflows.models import AarrrStage, IterationLoop, Priority, Requirement, Workflow
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
+class IdFilter(filters.NumberFilter):
+    """An id: a whole number the database can hold. A fraction or a 300-digit number is a 400 with a
+    message, not a database overflow."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
 
 
 class RequirementFilter(filters.FilterSet):
-    team = filters.NumberFilter(field_name="team_id")
+    team = IdFilter(field_name="team_id")
     stage = filters.CharFilter(field_name="stage__slug", help_text=_("Stage slug, e.g. design."))
-    assignee = filters.NumberFilter(field_name="assignee_id")
+    assignee = IdFilter(field_name="assignee_id")
     aarrr_stage = filters.ChoiceFilter(choices=AarrrStage.choices)
     priority = filters.ChoiceFilter(choices=Priority.choices)
     label = filters.CharFilter(field_name="labels__name", help_text=_("Label name."))
@@ -31,8 +49,8 @@ class RequirementFilter(filters.FilterSet):
 
 
 class LoopFilter(filters.FilterSet):
-    requirement = filters.NumberFilter(field_name="requirement_id")
-    team = filters.NumberFilter(field_name="requirement__team_id")
+    requirement = IdFilter(field_name="requirement_id")
+    team = IdFilter(field_name="requirement__team_id")
     open = filters.BooleanFilter(
         field_name="closed_at", lookup_expr="isnull", help_text=_("true: open only.")
     )
@@ -40,3 +58,11 @@ class LoopFilter(filters.FilterSet):
     class Meta:
         model = IterationLoop
         fields: list[str] = []
+
+
+class WorkflowFilter(filters.FilterSet):
+    team = IdFilter(field_name="team_id")
+
+    class Meta:
+        model = Workflow
+        fields = ["is_current"]

@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from opsteam.api import MAX_ID
 from roles.models import Membership, Role, Team
 from workflows import engine
 from workflows.markdown import render
@@ -79,6 +80,12 @@ class MembershipAddSerializer(serializers.Serializer):
     roles = serializers.ListField(
         child=serializers.ChoiceField(choices=Role.choices), allow_empty=False, max_length=5
     )
+
+    def validate_user(self, value: str) -> str:
+        # The lookup reads any digits as an id: "²" or a 30-digit number is no user, not a crash.
+        if value.isdigit() and not (value.isascii() and int(value) <= MAX_ID):
+            raise serializers.ValidationError(_("No active user “%(value)s”.") % {"value": value})
+        return value
 
 
 class MembershipRolesSerializer(serializers.Serializer):
@@ -173,6 +180,10 @@ class RequirementSerializer(serializers.ModelSerializer):
     labels = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
     watchers = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
     description_html = serializers.SerializerMethodField()
+    # Read-only fields lose `allow_blank`, and with it the "" their schema must allow: declared here.
+    aarrr_stage = serializers.ChoiceField(choices=AarrrStage.choices, allow_blank=True, read_only=True)
+    incident_kind = serializers.ChoiceField(choices=IncidentKind.choices, allow_blank=True, read_only=True)
+    outcome = serializers.ChoiceField(choices=Outcome.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = Requirement
@@ -218,7 +229,7 @@ class RequirementSerializer(serializers.ModelSerializer):
 class RequirementWriteSerializer(serializers.Serializer):
     """Create (team and title required) and update (every field optional)."""
 
-    team = serializers.IntegerField(min_value=1)
+    team = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     title = serializers.CharField(max_length=200)
     description = serializers.CharField(
         max_length=TEXT_LIMITS["description"], allow_blank=True, required=False
@@ -229,9 +240,9 @@ class RequirementWriteSerializer(serializers.Serializer):
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
     incident_kind = serializers.ChoiceField(choices=IncidentKind.choices, allow_blank=True, required=False)
     work_type = serializers.ChoiceField(choices=WorkType.choices, required=False)
-    assignee = serializers.IntegerField(min_value=1, allow_null=True, required=False)
+    assignee = serializers.IntegerField(min_value=1, max_value=MAX_ID, allow_null=True, required=False)
     watchers = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), max_length=100, required=False
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), max_length=100, required=False
     )
     labels = serializers.ListField(child=serializers.CharField(max_length=50), max_length=30, required=False)
     due_date = serializers.DateField(allow_null=True, required=False)

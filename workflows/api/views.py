@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from opsteam.api import CursorPage, ErrorResponses
+from opsteam.api import ANY_SEGMENT, CursorPage, ErrorResponses
 from opsteam.exceptions import InvalidInput, NotFound
 from roles import services as role_services
 from roles.models import Team
@@ -28,7 +28,7 @@ from workflows import selectors, services
 from workflows.models import Requirement
 
 from . import serializers as s
-from .filters import LoopFilter, RequirementFilter
+from .filters import LoopFilter, RequirementFilter, WorkflowFilter
 
 ID_OR_KEY = OpenApiParameter(
     "id", str, OpenApiParameter.PATH, description=_("The requirement's id, or its key such as GROW-42.")
@@ -45,6 +45,17 @@ class CommentPage(CursorPage):
 
 class NamePage(CursorPage):
     ordering = "id"
+
+
+class IntIdLookup:
+    """Any path segment reaches the view, so a malformed or oversized id is a JSON 404 from `_int`
+    rather than Django's HTML page (or a database overflow)."""
+
+    lookup_value_regex = ANY_SEGMENT
+
+    def get_object(self) -> Any:
+        self.kwargs["pk"] = _int(self.kwargs["pk"])
+        return super().get_object()  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------------------------------------- auth
@@ -104,9 +115,13 @@ class MeView(APIView):
         responses={201: s.TeamSerializer},
     ),
     partial_update=extend_schema(request=s.TeamUpdateSerializer, responses={200: s.TeamSerializer}),
+    destroy=extend_schema(
+        summary=_("Teams are not deleted through the API: always 400"), responses=ErrorResponses.of(400)
+    ),
 )
 class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = s.TeamSerializer
+    lookup_value_regex = ANY_SEGMENT
     pagination_class = NamePage
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
@@ -167,7 +182,7 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         responses={204: None},
         parameters=[OpenApiParameter("membership_id", int, OpenApiParameter.PATH)],
     )
-    @action(detail=True, methods=["patch", "delete"], url_path=r"members/(?P<membership_id>\d+)")
+    @action(detail=True, methods=["patch", "delete"], url_path=rf"members/(?P<membership_id>{ANY_SEGMENT})")
     def member(self, request: Request, pk: str, membership_id: str) -> Response:
         team = self.get_object()
         membership = selectors.membership_list_for_team(team=team).filter(pk=_int(membership_id)).first()
@@ -209,12 +224,12 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         raise InvalidInput({"detail": [_("Teams are not deleted through the API.")]})
 
 
-class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
+class WorkflowViewSet(IntIdLookup, viewsets.ReadOnlyModelViewSet):
     """Every version of the workflows of your teams (requirements keep the version they started with)."""
 
     serializer_class = s.WorkflowSerializer
     pagination_class = NamePage
-    filterset_fields = ["team", "is_current"]
+    filterset_class = WorkflowFilter
 
     def get_queryset(self) -> QuerySet[Any]:
         return selectors.workflow_list_for_user(user=self.request.user)
@@ -238,20 +253,23 @@ class RequirementViewSet(
     filter_backends = [DjangoFilterBackend, OrderingFilter]
     filterset_class = RequirementFilter
     ordering_fields = ["id", "created_at", "stage_entered_at", "priority"]
-    lookup_value_regex = r"[^/]+"
+    lookup_value_regex = ANY_SEGMENT
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Requirement]:
-        return selectors.requirement_list_for_user(user=self.request.user)
+        # The serializer shows the workflow's version; the selector does not join the workflow (yet).
+        return selectors.requirement_list_for_user(user=self.request.user).select_related("workflow")
 
     def get_object(self) -> Requirement:
         value = str(self.kwargs["pk"])
-        if value.isdigit():
+        if value.isascii() and value.isdigit():
             return selectors.requirement_get_for_user(user=self.request.user, requirement_id=_int(value))
+        if "\x00" in value:  # no key holds one, and PostgreSQL refuses it in a query
+            raise NotFound()
         return selectors.requirement_get_for_user(user=self.request.user, key=value[:24])
 
     def _fresh(self, requirement_id: int) -> dict[str, Any]:
-        requirement = selectors.requirement_list_for_user(user=self.request.user).get(pk=requirement_id)
+        requirement = self.get_queryset().get(pk=requirement_id)
         return s.RequirementSerializer(requirement).data
 
     def create(self, request: Request) -> Response:
@@ -364,6 +382,7 @@ class CommentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 
     serializer_class = s.CommentSerializer
     http_method_names = ["get", "patch", "head", "options"]
+    lookup_value_regex = ANY_SEGMENT
 
     def get_object(self) -> Any:
         return selectors.comment_get_for_user(user=self.request.user, comment_id=_int(self.kwargs["pk"]))
@@ -379,7 +398,7 @@ class CommentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         return Response(s.CommentSerializer(comment).data)
 
 
-class LoopViewSet(viewsets.ReadOnlyModelViewSet):
+class LoopViewSet(IntIdLookup, viewsets.ReadOnlyModelViewSet):
     """Iteration loops of your teams' requirements, newest first."""
 
     serializer_class = s.LoopSerializer
@@ -391,7 +410,9 @@ class LoopViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 def _int(value: str) -> int:
-    """A path id; anything too large for the database is simply not found."""
-    if not str(value).isdigit() or len(str(value)) > 18:
+    """A path id; anything else (`isdigit` alone lets "¹" through) or too large for the database is
+    simply not found."""
+    value = str(value)
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise NotFound()
     return int(value)
