@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from opsteam.api import CursorPage
+from opsteam.api import CursorPage, LocalTimeField
 
 from . import selectors, services
 from .models import Delivery, Kind, Notification, NotificationSettings, WebhookEndpoint
@@ -52,6 +52,8 @@ class UnreadSerializer(serializers.Serializer):
 
 class SettingsSerializer(serializers.ModelSerializer):
     email_kinds = serializers.ListField(child=serializers.ChoiceField(choices=Kind.choices), max_length=20)
+    quiet_start = LocalTimeField(allow_null=True, required=False)
+    quiet_end = LocalTimeField(allow_null=True, required=False)
 
     class Meta:
         model = NotificationSettings
@@ -138,9 +140,11 @@ class SettingsView(APIView):
 
     @extend_schema(request=SettingsSerializer, responses=SettingsSerializer)
     def put(self, request: Request) -> Response:
-        data = SettingsSerializer(data=request.data)
+        current = selectors.settings_for_user(user=request.user)
+        data = SettingsSerializer(current, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        chosen = services.settings_update(user=request.user, **data.validated_data)
+        fields = {name: getattr(current, name) for name in SettingsSerializer.Meta.fields}
+        chosen = services.settings_update(user=request.user, **{**fields, **data.validated_data})
         return Response(SettingsSerializer(chosen).data)
 
 

@@ -18,3 +18,6 @@ urlpatterns = [
     path("api/", include("notifications.api")),
     path("api/", include("worktime.api")),
 ]
+
+handler404 = "opsteam.views.page_not_found"
+handler500 = "opsteam.views.server_error"

@@ -137,8 +137,11 @@ def _ensure_another_lead(membership: Membership) -> None:
 
 def user_get_by_username_or_id(*, value: str | int) -> User:
     User = get_user_model()
-    lookup = {"pk": int(value)} if str(value).isdigit() else {"username": str(value)}
-    user = User.objects.filter(is_active=True, **lookup).first()
+    text = str(value)
+    if text.isascii() and text.isdigit():
+        user = User.objects.filter(is_active=True, pk=int(text)).first() if len(text) <= 18 else None
+    else:
+        user = User.objects.filter(is_active=True, username=text[:150]).first()
     if user is None:
         raise InvalidInput({"user": [_("No active user “%(value)s”.") % {"value": value}]})
     return user

@@ -54,3 +54,17 @@ def test_admin_shows_requirements_read_only(client: Client, crew: Crew) -> None:
     assert page.status_code == 200
     assert b'name="title"' not in page.content
     assert client.get("/admin/workflows/stageevent/add/").status_code == 403
+
+
+def test_unknown_api_path_is_a_json_404(client: Client, crew: Crew) -> None:
+    client.force_login(crew.ops)
+    response = client.get("/api/teams/0.5/webhooks/")
+    assert response.status_code == 404
+    assert response.json()["detail"]
+
+
+def test_unknown_page_outside_the_api_is_html(client: Client, crew: Crew) -> None:
+    client.force_login(crew.ops)
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")

@@ -62,7 +62,7 @@ def team_get_for_user(*, user: UserLike, team_id: int) -> Team:
 def requirement_list_for_user(*, user: UserLike) -> QuerySet[Requirement]:
     return (
         Requirement.objects.filter(team__in=teams_visible_to(user=user))
-        .select_related("team", "stage", "assignee")
+        .select_related("team", "stage", "assignee", "workflow")
         .prefetch_related("labels", "watchers")
     )
 
@@ -91,7 +91,12 @@ def requirement_get_for_user(
     pk = queryset.values_list("pk", flat=True).first()
     if pk is None:
         raise NotFound()
-    list(Requirement.objects.select_for_update().filter(pk=pk).values_list("pk", flat=True))
+    list(
+        Requirement.objects.select_for_update(of=("self",))
+        .filter(pk=pk)
+        .order_by()
+        .values_list("pk", flat=True)
+    )
     return Requirement.objects.select_related(*related).get(pk=pk)
 
 

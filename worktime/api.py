@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from opsteam.api import LocalTimeField
 from opsteam.exceptions import NotFound, NotPermitted
 from roles.models import Team
 from roles.permissions import may_manage_team, teams_visible_to
@@ -31,6 +32,8 @@ class CalendarDaySerializer(serializers.ModelSerializer):
 
 class CalendarSerializer(serializers.ModelSerializer):
     work_days = serializers.ListField(child=serializers.IntegerField(min_value=0, max_value=6), max_length=7)
+    start_time = LocalTimeField()
+    end_time = LocalTimeField()
 
     class Meta:
         model = WorkCalendar
@@ -85,9 +88,13 @@ class CalendarView(APIView):
     @extend_schema(parameters=[TEAM_ID], request=CalendarSerializer, responses=CalendarOutSerializer)
     def put(self, request: Request, team_id: int) -> Response:
         team = _team(request, team_id, manage=True)
-        data = CalendarSerializer(data=request.data)
+        current = services.calendar_create(team=team)
+        data = CalendarSerializer(current, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        calendar = services.calendar_update(team=team, actor=request.user, **data.validated_data)
+        fields = {name: getattr(current, name) for name in CalendarSerializer.Meta.fields}
+        calendar = services.calendar_update(
+            team=team, actor=request.user, **{**fields, **data.validated_data}
+        )
         return Response(CalendarOutSerializer(calendar).data)
 
 
