@@ -30,7 +30,7 @@ def send(delivery: Delivery, notifications: Sequence[Notification]) -> None:
         _post_webhook(delivery, notifications)
 
 
-def _language(user_id: int | None) -> str:
+def _language(user_id: int) -> str:
     chosen = NotificationSettings.objects.filter(user_id=user_id).values_list("language", flat=True).first()
     return chosen or settings.LANGUAGE_CODE
 

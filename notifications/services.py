@@ -26,6 +26,10 @@ from .selectors import team_for_lead
 logger = logging.getLogger("opsteam.notifications")
 
 MAX_ATTEMPTS = 6
+# After a failed attempt a delivery waits RETRY_BACKOFF seconds, doubled after each further failure,
+# at most RETRY_BACKOFF_MAX. The wait is kept in not_before, so the delivery sweep honours it too.
+RETRY_BACKOFF = 30
+RETRY_BACKOFF_MAX = 3600
 DEFAULT_EMAIL_KINDS = frozenset(Kind.values)
 
 
@@ -62,7 +66,16 @@ def _translate(message: str, params: dict[str, object]) -> str:
 
 
 class DeliveryFailed(Exception):
-    """A send failed and will be tried again."""
+    """A send failed; the delivery will be tried again in `retry_in` seconds (its not_before)."""
+
+    def __init__(self, message: str = "", retry_in: int = RETRY_BACKOFF) -> None:
+        super().__init__(message)
+        self.retry_in = retry_in
+
+
+def retry_delay(attempts: int) -> int:
+    """Seconds to wait after `attempts` failed attempts."""
+    return int(min(RETRY_BACKOFF * 2 ** max(attempts - 1, 0), RETRY_BACKOFF_MAX))
 
 
 def notify(items: Sequence[Item], *, now: dt.datetime | None = None) -> list[int]:
@@ -72,10 +85,16 @@ def notify(items: Sequence[Item], *, now: dt.datetime | None = None) -> list[int
     if not items:
         return []
     now = now or timezone.now()
+    recipients = list(
+        User.objects.filter(pk__in={item.recipient_id for item in items}).select_related(
+            "notification_settings"
+        )
+    )
     settings_by_user = {
-        s.user_id: s
-        for s in NotificationSettings.objects.filter(user_id__in={item.recipient_id for item in items})
+        user.pk: user.notification_settings for user in recipients if hasattr(user, "notification_settings")
     }
+    # Nobody without an address gets an email delivery (it could only fail MAX_ATTEMPTS times).
+    with_email = {user.pk for user in recipients if user.email}
     rendered = [item.render(_language_of(settings_by_user.get(item.recipient_id))) for item in items]
     notifications = Notification.objects.bulk_create(
         Notification(
@@ -93,7 +112,7 @@ def notify(items: Sequence[Item], *, now: dt.datetime | None = None) -> list[int
     for notification in notifications:
         chosen = settings_by_user.get(notification.recipient_id)
         kinds = DEFAULT_EMAIL_KINDS if chosen is None else frozenset(chosen.email_kinds)
-        if notification.kind in kinds:
+        if notification.kind in kinds and notification.recipient_id in with_email:
             by_recipient[(notification.recipient_id, notification.team_id)].append(notification)
 
     webhooks = list(
@@ -188,12 +207,14 @@ def deliveries_due(*, now: dt.datetime | None = None, limit: int = 500) -> list[
 
 def delivery_send(*, delivery_id: int, now: dt.datetime | None = None) -> str:
     """Send one delivery, at most once. Holds the delivery's row lock while sending, so a task that
-    runs twice finds it sent. Raises DeliveryFailed while retries remain; marks it failed after."""
+    runs twice finds it sent. Raises DeliveryFailed while retries remain (and pushes not_before back by
+    the back-off); marks it failed after MAX_ATTEMPTS."""
     from .channels import send
 
     with transaction.atomic():
         delivery = (
-            Delivery.objects.select_for_update()
+            # of=self: PostgreSQL cannot lock the nullable side of the outer joins to recipient/webhook.
+            Delivery.objects.select_for_update(of=("self",))
             .select_related("recipient", "webhook", "team")
             .filter(pk=delivery_id)
             .first()
@@ -216,14 +237,17 @@ def delivery_send(*, delivery_id: int, now: dt.datetime | None = None) -> str:
                 delivery.save(update_fields=["attempts", "last_error", "status"])
                 logger.error("delivery %s failed for good: %s", delivery_id, delivery.last_error)
                 return "failed"
-            delivery.save(update_fields=["attempts", "last_error"])
+            # The wait goes in the row, so neither the task's retry nor the sweep comes back sooner.
+            retry_in = retry_delay(delivery.attempts)
+            delivery.not_before = now + dt.timedelta(seconds=retry_in)
+            delivery.save(update_fields=["attempts", "last_error", "not_before"])
             failure = exc
         else:
             delivery.status = Delivery.Status.SENT
             delivery.sent_at = timezone.now()
             delivery.save(update_fields=["attempts", "status", "sent_at"])
             return "sent"
-    raise DeliveryFailed(str(failure)) from failure
+    raise DeliveryFailed(f"{type(failure).__name__}: {failure}", retry_in) from failure
 
 
 def mark_once(key: str) -> bool:

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from . import services
 
 
 @shared_task(
-    autoretry_for=(services.DeliveryFailed,),
-    retry_backoff=30,
-    retry_backoff_max=3600,
-    retry_jitter=True,
-    max_retries=services.MAX_ATTEMPTS - 1,
+    bind=True,
+    max_retries=services.MAX_ATTEMPTS,  # a backstop: the delivery's own attempt count decides
     acks_late=True,  # safe: a delivery that was sent is never sent again
 )
-def deliver(*, delivery_id: int) -> str:
-    return services.delivery_send(delivery_id=delivery_id)
+def deliver(self: Task, *, delivery_id: int) -> str:
+    try:
+        return services.delivery_send(delivery_id=delivery_id)
+    except services.DeliveryFailed as exc:
+        # Back off as long as the delivery's not_before says, so the sweep and the retry agree.
+        raise self.retry(exc=exc, countdown=exc.retry_in) from exc
 
 
 @shared_task(acks_late=True)
 def deliveries_sweep() -> int:
-    """Queue every pending delivery whose time has come: the ones held for quiet hours, and any whose
-    task was lost (broker down at the time, worker killed)."""
+    """Queue every pending delivery whose time has come: the ones held for quiet hours or waiting out
+    a back-off, and any whose task was lost (broker down at the time, worker killed)."""
     due = services.deliveries_due()
     services.enqueue_deliveries(due)
     return len(due)

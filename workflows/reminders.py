@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from notifications.models import Kind
+from notifications.models import Kind, SentMarker
 from notifications.services import Item, Words, mark_once, notify
 from roles.models import Membership, Team, role_flag
 from worktime.hours import CalendarDef, add_working_seconds
@@ -204,19 +204,23 @@ def sla_sweep(*, now: dt.datetime | None = None, batch: int = SWEEP_BATCH) -> tu
             )
         )
         new: list[tuple[Requirement, int]] = []
+        rows: list[StageReminder] = []
         for requirement in candidates:
             levels = [1] + ([2] if requirement.sla_escalate_at and requirement.sla_escalate_at <= now else [])
-            new += [(requirement, level) for level in levels if (requirement.visit_id, level) not in done]
+            for level in levels:
+                if (requirement.visit_id, level) not in done:
+                    new.append((requirement, level))
+                    rows.append(
+                        StageReminder(loop_id=requirement.loop_pk, visit_id=requirement.visit_id, level=level)
+                    )
             requirement.sla_next_at = (
                 requirement.sla_escalate_at
                 if requirement.sla_escalate_at and requirement.sla_escalate_at > now
                 else None
             )
-        StageReminder.objects.bulk_create(
-            StageReminder(loop_id=r.loop_pk, visit_id=r.visit_id, level=level) for r, level in new
-        )
+        StageReminder.objects.bulk_create(rows)
         Requirement.objects.bulk_update(candidates, ["sla_next_at"])
-        notify(_sla_items(new, now))
+        notify(_sla_items(new, now), now=now)
     return len(new), len(candidates) == batch
 
 
@@ -239,7 +243,7 @@ def _sla_items(new: Sequence[tuple[Requirement, int]], now: dt.datetime) -> list
             people = set()
             for role in requirement.stage.owner_roles:
                 people |= owners_by_role[role].get(requirement.team_id, set())
-        params = {
+        params: dict[str, object] = {
             "key": requirement.key,
             "title": requirement.title,
             "stage": Words(requirement.stage.name),
@@ -291,13 +295,13 @@ def due_sweep(*, now: dt.datetime | None = None) -> int:
     now = now or timezone.now()
     with transaction.atomic():
         window = (now - dt.timedelta(days=2)).date(), (now + dt.timedelta(days=14)).date()
-        requirements = list(
-            Requirement.objects.filter(closed_at__isnull=True, due_date__range=window).select_related(
-                "team", "stage"
-            )
-        )
+        queryset = Requirement.objects.filter(closed_at__isnull=True, due_date__range=window)
+        if connection.features.has_select_for_update_skip_locked:
+            # Concurrent sweeps take disjoint requirements, so their markers never collide.
+            queryset = queryset.select_for_update(skip_locked=True, of=("self",))
+        requirements = list(queryset.select_related("team", "stage").order_by("pk"))
         calendars: dict[int, CalendarDef | None] = {}
-        due: list[tuple[Requirement, str]] = []
+        candidates: dict[str, tuple[Requirement, str]] = {}
         for requirement in requirements:
             team = requirement.team
             local = _local_now(team, now)
@@ -314,8 +318,14 @@ def due_sweep(*, now: dt.datetime | None = None) -> int:
                 level = Kind.DUE_SOON
             else:
                 continue
-            if mark_once(f"due:{requirement.pk}:{requirement.due_date.isoformat()}:{level}"):
-                due.append((requirement, level))
+            candidates[f"due:{requirement.pk}:{requirement.due_date.isoformat()}:{level}"] = (
+                requirement,
+                level,
+            )
+        # One query for the markers already set and one to set the new ones, however many are due.
+        done = set(SentMarker.objects.filter(key__in=list(candidates)).values_list("key", flat=True))
+        SentMarker.objects.bulk_create(SentMarker(key=key) for key in candidates if key not in done)
+        due = [reminder for key, reminder in candidates.items() if key not in done]
         people = _waiting_on([r for r, _level in due])
         items = [
             Item(
@@ -362,18 +372,30 @@ def digest_sweep(*, now: dt.datetime | None = None) -> int:
     """From 09:00 in each team's time zone, once a day, each member gets what waits on them, what is
     overdue and what moved yesterday; nobody with nothing waiting gets anything. Returns digests sent."""
     now = now or timezone.now()
-    sent = 0
+    due: dict[str, tuple[Team, dt.date]] = {}
     for team in Team.objects.all():
         local = _local_now(team, now)
-        if local.hour < DIGEST_HOUR:
+        if local.hour >= DIGEST_HOUR:
+            due[_digest_key(team, local.date())] = (team, local.date())
+    # Each team's digest goes out once a day, at the first sweep from 09:00: someone whose queue fills
+    # later in the day hears of it in tomorrow's digest, not in a second "daily" one at 15:00.
+    done = set(SentMarker.objects.filter(key__in=list(due)).values_list("key", flat=True))
+    sent = 0
+    for key, (team, today) in sorted(due.items()):
+        if key in done:
             continue
         with transaction.atomic():
-            sent += _team_digest(team=team, now=now, today=local.date())
+            if mark_once(key):  # a concurrent sweep that got here first has sent it
+                sent += _team_digest(team=team, now=now, today=today)
     return sent
 
 
+def _digest_key(team: Team, today: dt.date) -> str:
+    return f"digest:{team.pk}:{today.isoformat()}"
+
+
 def _team_digest(*, team: Team, now: dt.datetime, today: dt.date) -> int:
-    """Caller holds a transaction. A constant number of queries per team plus one marker per member."""
+    """Caller holds a transaction and the day's digest marker. A constant number of queries per team."""
     members = list(Membership.objects.filter(team=team))
     open_requirements = list(
         Requirement.objects.filter(team=team, closed_at__isnull=True)
@@ -399,7 +421,7 @@ def _team_digest(*, team: Team, now: dt.datetime, today: dt.date) -> int:
             for r in open_requirements
             if r.assignee_id == membership.user_id or (not r.assignee_id and roles & set(r.stage.owner_roles))
         ]
-        if not waiting or not mark_once(f"digest:{team.pk}:{membership.user_id}:{today.isoformat()}"):
+        if not waiting:
             continue
         overdue = [r for r in waiting if r.sla_due_at and r.sla_due_at <= now]
         waiting_ids = {r.pk for r in waiting}
