@@ -84,6 +84,24 @@ def calendar_day_remove(*, team: Team, actor: User | None, date: dt.date) -> Non
             raise NotFound()
 
 
+# Stored rows are read by everyone in the team, whatever their language: names carry both.
+CHINESE_HOLIDAY_NAMES = {
+    "New Year's Day": "元旦",
+    "Spring Festival": "春节",
+    "Tomb-sweeping Day": "清明节",
+    "Labour Day": "劳动节",
+    "Dragon Boat Festival": "端午节",
+    "National Day": "国庆节",
+    "Mid-autumn Festival": "中秋节",
+    "Anti-Fascist 70th Day": "抗战胜利纪念日",
+}
+
+
+def _bilingual(name: str) -> str:
+    chinese = CHINESE_HOLIDAY_NAMES.get(str(name))
+    return f"{chinese} {name}" if chinese else str(name)
+
+
 def china_years_covered() -> list[int]:
     """The years for which the installed chinesecalendar has official data."""
     return sorted(
@@ -99,10 +117,10 @@ def calendar_load_china(*, team: Team, years: Iterable[int] | None = None) -> in
     rows: dict[dt.date, tuple[bool, str]] = {}
     for day, name in chinese_calendar.holidays.items():
         if day.year in wanted and day.weekday() < 5:
-            rows[day] = (False, str(name))
+            rows[day] = (False, _bilingual(name))
     for day, name in chinese_calendar.workdays.items():
         if day.year in wanted and day.weekday() >= 5:
-            rows[day] = (True, _("Make-up workday (%(holiday)s)") % {"holiday": name})
+            rows[day] = (True, f"调休补班 Make-up workday · {_bilingual(name)}")
     with transaction.atomic():
         manual = set(
             CalendarDay.objects.filter(
