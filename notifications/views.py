@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Case, When
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from opsteam.exceptions import NotFound, NotPermitted
+
 from . import selectors, services
+from .models import Delivery
 
 
 @login_required
@@ -34,3 +39,19 @@ def unread(request: HttpRequest) -> dict[str, int]:
     if not request.user.is_authenticated:
         return {}
     return {"unread_notifications": selectors.unread_count(user=request.user)}
+
+
+@login_required
+def deliveries(request: HttpRequest, team_id: int) -> HttpResponse:
+    """Leads: the team's outgoing email and chat messages, failed ones first, with their errors."""
+    try:
+        team = selectors.team_for_lead(user=request.user, team_id=team_id)
+    except NotFound as exc:
+        raise Http404 from exc
+    except NotPermitted as exc:
+        raise PermissionDenied(str(exc.message)) from exc
+    queryset = selectors.delivery_list(team=team).order_by(
+        Case(When(status=Delivery.Status.FAILED, then=0), default=1), "-created_at"
+    )
+    page = Paginator(queryset, 50).get_page(request.GET.get("page"))
+    return render(request, "notifications/deliveries.html", {"team": team, "page": page})

@@ -16,6 +16,7 @@ urlpatterns = [
     path("notifications/", notification_views.inbox, name="inbox"),
     path("notifications/read/", notification_views.mark_read, name="inbox-mark-read"),
     path("teams/<int:team_id>/calendar/", calendar_views.calendar, name="team-calendar"),
+    path("teams/<int:team_id>/deliveries/", notification_views.deliveries, name="team-deliveries"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -48,3 +48,19 @@ def test_marking_is_refused_without_csrf(crew: Crew) -> None:
     client.force_login(crew.pm)
     assert client.post("/notifications/read/").status_code == 403
     assert Notification.objects.filter(recipient=crew.pm, read_at__isnull=True).exists()
+
+
+def test_lead_sees_failed_deliveries_first_with_their_error(client: Client, crew: Crew) -> None:
+    from notifications.models import Delivery
+
+    to_design(crew)
+    Delivery.objects.update(status=Delivery.Status.FAILED, last_error="SMTPRecipientsRefused: 550")
+    client.force_login(crew.lead)
+    response = client.get(f"/teams/{crew.team.pk}/deliveries/")
+    assert response.status_code == 200
+    assert b"SMTPRecipientsRefused: 550" in response.content
+
+
+def test_deliveries_page_is_for_leads_only(client: Client, crew: Crew) -> None:
+    client.force_login(crew.pm)
+    assert client.get(f"/teams/{crew.team.pk}/deliveries/").status_code == 403
