@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 
+from opsteam.exceptions import NotFound
+
 from .models import Membership, Role, Team
 
 UserLike = User | AnonymousUser
@@ -44,3 +46,11 @@ def is_lead(*, user: UserLike, team: Team | int) -> bool:
 def may_manage_team(*, user: UserLike, team: Team | int) -> bool:
     """Leads, and site superusers, manage members and the workflow."""
     return bool(user.is_authenticated and (user.is_superuser or is_lead(user=user, team=team)))
+
+
+def team_get_for_user(*, user: UserLike, team_id: int) -> Team:
+    """A team the user may see, or NotFound (also for ids no database column can hold)."""
+    team = teams_visible_to(user=user).filter(pk=team_id).first() if 0 < team_id < 2**63 else None
+    if team is None:
+        raise NotFound()
+    return team

@@ -8,6 +8,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, Q, QuerySet
 
 from opsteam.exceptions import NotFound
+from roles import permissions
 from roles.models import Membership, Team
 from roles.permissions import roles_for, teams_visible_to
 
@@ -53,10 +54,7 @@ def workflow_definition(*, workflow: Workflow, stages: list[Stage] | None = None
 
 
 def team_get_for_user(*, user: UserLike, team_id: int) -> Team:
-    team = teams_visible_to(user=user).filter(pk=team_id).first()
-    if team is None:
-        raise NotFound()
-    return team
+    return permissions.team_get_for_user(user=user, team_id=team_id)
 
 
 def requirement_list_for_user(*, user: UserLike) -> QuerySet[Requirement]:

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from opsteam.api import LocalTimeField
 from opsteam.exceptions import NotFound, NotPermitted
 from roles.models import Team
-from roles.permissions import may_manage_team, teams_visible_to
+from roles.permissions import may_manage_team, team_get_for_user
 
 from . import selectors, services
 from .models import CalendarDay, WorkCalendar
@@ -66,9 +66,7 @@ TEAM_ID = OpenApiParameter("team_id", int, OpenApiParameter.PATH)
 
 
 def _team(request: Request, team_id: int, *, manage: bool) -> Team:
-    team = teams_visible_to(user=request.user).filter(pk=team_id).first() if 0 < team_id < 2**63 else None
-    if team is None:
-        raise NotFound()
+    team = team_get_for_user(user=request.user, team_id=team_id)
     if manage and not may_manage_team(user=request.user, team=team):
         raise NotPermitted(_("Only the team's leads may change its calendar."))
     return team

@@ -13,9 +13,9 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from opsteam.exceptions import InvalidInput
+from opsteam.exceptions import InvalidInput, NotFound
 from roles.models import Team
-from roles.permissions import may_manage_team, teams_visible_to
+from roles.permissions import may_manage_team, team_get_for_user
 
 from . import selectors, services
 from .forms import CalendarDayForm, CalendarForm
@@ -23,10 +23,10 @@ from .models import CalendarDay
 
 
 def _team(request: HttpRequest, team_id: int) -> Team:
-    team = teams_visible_to(user=request.user).filter(pk=team_id).first()
-    if team is None:
-        raise Http404
-    return team
+    try:
+        return team_get_for_user(user=request.user, team_id=team_id)
+    except NotFound as exc:
+        raise Http404 from exc
 
 
 @login_required
