@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from collections.abc import Sequence
 
@@ -95,8 +96,6 @@ def _post_webhook(delivery: Delivery, notifications: Sequence[Notification]) -> 
 
 def _check_platform_reply(fmt: str, reply: bytes) -> None:
     """WeCom, DingTalk and Feishu answer HTTP 200 with an error code in the body."""
-    import json
-
     if fmt not in ("wecom", "dingtalk", "feishu") or not reply:
         return
     try:

@@ -4,9 +4,8 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
-from opsteam.exceptions import NotPermitted
 from roles.models import Team
-from roles.permissions import may_manage_team, team_get_for_user
+from roles.permissions import ensure_may_manage, team_get_for_user
 
 from .models import Delivery, Kind, Notification, NotificationSettings, WebhookEndpoint
 
@@ -29,8 +28,7 @@ def settings_for_user(*, user: User) -> NotificationSettings:
 def team_for_lead(*, user: User, team_id: int) -> Team:
     """A team the user may see and manage: 404 when not visible, 403 when not a lead."""
     team = team_get_for_user(user=user, team_id=team_id)
-    if not may_manage_team(user=user, team=team):
-        raise NotPermitted(_("Only the team's leads may do this."))
+    ensure_may_manage(user=user, team=team, message=_("Only the team's leads may do this."))
     return team
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 
-from opsteam.exceptions import NotFound
+from opsteam.exceptions import NotFound, NotPermitted
 
 from .models import Membership, Role, Team
 
@@ -54,3 +54,14 @@ def team_get_for_user(*, user: UserLike, team_id: int) -> Team:
     if team is None:
         raise NotFound()
     return team
+
+
+def ensure_may_manage(*, user: User | None, team: Team, message: str) -> None:
+    """Leads (and superusers) manage a team: NotFound to those who cannot see it, NotPermitted with
+    `message` to members who are not leads. `user=None` is system work (commands, imports)."""
+    if user is None:
+        return
+    if not can_see_team(user=user, team=team):
+        raise NotFound()
+    if not may_manage_team(user=user, team=team):
+        raise NotPermitted(message)

@@ -10,10 +10,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from opsteam.exceptions import InvalidInput, NotFound, NotPermitted
+from opsteam.exceptions import InvalidInput, NotFound
 
 from .models import ALL_ROLES, Membership, Role, Team, role_flag
-from .permissions import can_see_team, may_manage_team
+from .permissions import ensure_may_manage
 
 
 def _clean_roles(roles: Iterable[str]) -> frozenset[str]:
@@ -31,12 +31,7 @@ def _role_fields(roles: frozenset[str]) -> dict[str, bool]:
 
 
 def _check_manager(*, actor: User | None, team: Team) -> None:
-    if actor is None:
-        return  # system work: management commands, imports
-    if not can_see_team(user=actor, team=team):
-        raise NotFound()
-    if not may_manage_team(user=actor, team=team):
-        raise NotPermitted(_("Only the team's leads may manage its members."))
+    ensure_may_manage(user=actor, team=team, message=_("Only the team's leads may manage its members."))
 
 
 def team_create(*, name: str, key_prefix: str, creator: User, time_zone: str = "") -> Team:

@@ -227,22 +227,11 @@ def sla_sweep(*, now: dt.datetime | None = None, batch: int = SWEEP_BATCH) -> tu
 def _sla_items(new: Sequence[tuple[Requirement, int]], now: dt.datetime) -> list[Item]:
     if not new:
         return []
-    team_ids = {r.team_id for r, _level in new}
-    owners_by_role = {
-        role: _members_holding(team_ids, [role])
-        for role in {role for r, _l in new for role in r.stage.owner_roles}
-    }
-    leads = _members_holding(team_ids, ["lead"])
+    waiting_on = _waiting_on([r for r, level in new if level == 1])
+    leads = _members_holding({r.team_id for r, _level in new}, ["lead"])
     items = []
     for requirement, level in new:
-        if level == 2:
-            people = set(leads.get(requirement.team_id, set()))
-        elif requirement.assignee_id:
-            people = {requirement.assignee_id}
-        else:
-            people = set()
-            for role in requirement.stage.owner_roles:
-                people |= owners_by_role[role].get(requirement.team_id, set())
+        people = waiting_on[requirement.pk] if level == 1 else leads.get(requirement.team_id, set())
         params: dict[str, object] = {
             "key": requirement.key,
             "title": requirement.title,

@@ -25,7 +25,7 @@ from opsteam.exceptions import (
 )
 from roles import services as role_services
 from roles.models import ALL_ROLES, Membership, Team
-from roles.permissions import may_manage_team, roles_for
+from roles.permissions import ensure_may_manage, roles_for
 from worktime import services as calendar_services
 
 from . import engine, reminders
@@ -140,10 +140,9 @@ def workflow_new_version(
     or iterate / close). Requirements already under way keep their version."""
     with transaction.atomic():
         team = Team.objects.select_for_update().filter(pk=team_id).first()
-        if team is None or (not roles_for(user=actor, team=team) and not actor.is_staff):
+        if team is None:
             raise NotFound()
-        if not may_manage_team(user=actor, team=team):
-            raise NotPermitted(_("Only the team's leads may change its workflow."))
+        ensure_may_manage(user=actor, team=team, message=_("Only the team's leads may change its workflow."))
         current = workflow_current(team=team)
         definition = workflow_definition(workflow=current)
         errors: dict[str, list[str]] = {}

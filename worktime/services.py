@@ -10,20 +10,15 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from opsteam.exceptions import InvalidInput, NotFound, NotPermitted
+from opsteam.exceptions import InvalidInput, NotFound
 from roles.models import Team
-from roles.permissions import can_see_team, may_manage_team
+from roles.permissions import ensure_may_manage
 
 from .models import CalendarDay, WorkCalendar
 
 
 def _check_lead(*, actor: User | None, team: Team) -> None:
-    if actor is None:
-        return
-    if not can_see_team(user=actor, team=team):
-        raise NotFound()
-    if not may_manage_team(user=actor, team=team):
-        raise NotPermitted(_("Only the team's leads may change its calendar."))
+    ensure_may_manage(user=actor, team=team, message=_("Only the team's leads may change its calendar."))
 
 
 def calendar_create(*, team: Team) -> WorkCalendar:
