@@ -360,3 +360,17 @@ def webhook_delete(*, actor: User, team_id: int, webhook_id: int) -> None:
         )
         if not deleted:
             raise NotFound()
+
+
+def language_set(*, user: User, language: str) -> NotificationSettings:
+    """Remember the language the person picked: the web UI and their emails and reminders use it."""
+    if language not in dict(settings.LANGUAGES):
+        raise InvalidInput({"language": [_("Unknown language.")]})
+    with transaction.atomic():
+        chosen, _created = NotificationSettings.objects.select_for_update().get_or_create(
+            user=user, defaults={"email_kinds": list(Kind.values)}
+        )
+        if chosen.language != language:
+            chosen.language = language
+            chosen.save(update_fields=["language"])
+    return chosen

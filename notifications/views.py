@@ -54,4 +54,4 @@ def deliveries(request: HttpRequest, team_id: int) -> HttpResponse:
         Case(When(status=Delivery.Status.FAILED, then=0), default=1), "-created_at"
     )
     page = Paginator(queryset, 50).get_page(request.GET.get("page"))
-    return render(request, "notifications/deliveries.html", {"team": team, "page": page})
+    return render(request, "notifications/deliveries.html", {"team": team, "nav": "settings", "page": page})

@@ -1,15 +1,50 @@
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.signals import user_logged_in
+from django.dispatch import receiver
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views import defaults
+from django.views.decorators.http import require_POST
+from django.views.i18n import set_language as django_set_language
 
+from notifications import selectors as notification_selectors
+from notifications import services as notification_services
+from opsteam.exceptions import InvalidInput
 from workflows.selectors import team_overview_for_user
+
+from .middleware import SESSION_KEY
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html", {"teams": team_overview_for_user(user=request.user)})
+
+
+@require_POST
+def set_language(request: HttpRequest) -> HttpResponse:
+    """Django's language switch (cookie), and for a signed-in user also their remembered choice."""
+    response = django_set_language(request)
+    language = request.POST.get("language", "")
+    if request.user.is_authenticated:
+        try:
+            notification_services.language_set(user=request.user, language=language)
+        except InvalidInput:
+            return response
+        request.session[SESSION_KEY] = language
+    return response
+
+
+@receiver(user_logged_in)
+def _remember_language_in_session(
+    sender: object, request: HttpRequest | None, user: object, **kwargs: object
+) -> None:
+    """At login the user's chosen language goes into the session, so each page can use it for free."""
+    if request is None or not hasattr(request, "session"):
+        return
+    chosen = notification_selectors.settings_for_user(user=user)  # type: ignore[arg-type]
+    if chosen.language:
+        request.session[SESSION_KEY] = chosen.language
 
 
 def _wants_json(request: HttpRequest) -> bool:

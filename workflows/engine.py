@@ -112,6 +112,7 @@ class Option:
     allowed: bool
     reason: str = ""
     missing_fields: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()  # when refused for the role: the roles that may make it
 
 
 def _missing(required: tuple[str, ...], fields: Mapping[str, Any]) -> list[str]:
@@ -190,7 +191,9 @@ def options(
             move = decide(workflow, current=current, target=target, roles=roles, fields=fields)
         except RequiredFieldMissing as exc:
             result.append(Option(target, kind, False, str(exc.message), (str(exc.field),)))
-        except (RoleNotAllowed, NoSuchTransition) as exc:
+        except RoleNotAllowed as exc:
+            result.append(Option(target, kind, False, str(exc.message), roles=exc.allowed_roles))
+        except NoSuchTransition as exc:
             result.append(Option(target, kind, False, str(exc.message)))
         else:
             result.append(Option(target, move.kind, True))

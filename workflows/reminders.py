@@ -66,7 +66,7 @@ def set_sla(requirement: Requirement, *, stage: Stage | None, entered_at: dt.dat
 
 
 def _link(requirement: Requirement) -> str:
-    return reverse("requirement-detail", kwargs={"pk": requirement.key})
+    return reverse("requirement", kwargs={"key": requirement.key})
 
 
 def _members_holding(team_ids: Iterable[int], roles: Iterable[str]) -> dict[int, set[int]]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
 from opsteam.exceptions import NotFound
 from roles import permissions
@@ -13,7 +17,7 @@ from roles.models import Membership, Team
 from roles.permissions import roles_for, teams_visible_to
 
 from . import engine
-from .models import Comment, IterationLoop, Requirement, Stage, StageEvent, Workflow
+from .models import Comment, IterationLoop, Requirement, Stage, StageEvent, Transition, Workflow
 
 UserLike = User | AnonymousUser
 
@@ -226,3 +230,185 @@ def requirement_available_transitions(*, user: UserLike, requirement: Requiremen
         fields=requirement_guard_fields(requirement=requirement, loop=loop),
         closed=requirement.is_closed,
     )
+
+
+# ------------------------------------------------------------------------------------------ web pages
+
+
+def workflow_definitions(*, workflow_ids: Iterable[int]) -> dict[int, tuple[list[Stage], engine.WorkflowDef]]:
+    """Each workflow version's stages and engine definition (two queries for any number of versions)."""
+    ids = set(workflow_ids)
+    stages_by_workflow: dict[int, list[Stage]] = defaultdict(list)
+    for stage in Stage.objects.filter(workflow_id__in=ids).order_by("workflow_id", "order"):
+        stages_by_workflow[stage.workflow_id].append(stage)
+    transitions_by_workflow: dict[int, list[Transition]] = defaultdict(list)
+    for transition in Transition.objects.filter(workflow_id__in=ids).order_by("id"):
+        transitions_by_workflow[transition.workflow_id].append(transition)
+    result = {}
+    for workflow_id in ids:
+        stages = stages_by_workflow[workflow_id]
+        by_id = {stage.pk: stage for stage in stages}
+        result[workflow_id] = (
+            stages,
+            engine.WorkflowDef(
+                stages=tuple(_stage_def(s) for s in stages),
+                transitions=tuple(
+                    engine.TransitionDef(
+                        from_stage=by_id[t.from_stage_id].slug,
+                        to_stage=by_id[t.to_stage_id].slug if t.to_stage_id else None,
+                        kind=t.kind,
+                        allowed_roles=frozenset(t.allowed_roles),
+                        required_fields=tuple(t.required_fields),
+                    )
+                    for t in transitions_by_workflow[workflow_id]
+                ),
+            ),
+        )
+    return result
+
+
+def _stage_def(stage: Stage) -> engine.StageDef:
+    return engine.StageDef(
+        slug=stage.slug,
+        name=stage.name,
+        order=stage.order,
+        owner_roles=frozenset(stage.owner_roles),
+        sla_hours=stage.sla_hours,
+    )
+
+
+def _with_loop_analysis(queryset: QuerySet[Requirement]) -> QuerySet[Requirement]:
+    """Annotate the current loop's conclusion and verdict, which transition guards read."""
+    current = IterationLoop.objects.filter(requirement_id=OuterRef("pk"), number=OuterRef("loop_number"))
+    return queryset.annotate(
+        loop_conclusion=Subquery(current.values("conclusion")[:1]),
+        loop_verdict=Subquery(current.values("verdict")[:1]),
+    )
+
+
+def guard_fields_of_annotated(requirement: Requirement) -> dict[str, Any]:
+    """Guard fields of a requirement read through board_requirements / queue (no extra query)."""
+    loop = SimpleNamespace(
+        conclusion=getattr(requirement, "loop_conclusion", "") or "",
+        verdict=getattr(requirement, "loop_verdict", "") or "",
+    )
+    return requirement_guard_fields(requirement=requirement, loop=loop)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class BoardFilters:
+    assignee: str = ""  # a user id, "me" or "none"
+    aarrr_stage: str = ""
+    priority: str = ""
+    label: str = ""
+    text: str = ""
+
+    @property
+    def active(self) -> bool:
+        return any((self.assignee, self.aarrr_stage, self.priority, self.label, self.text))
+
+
+def board_requirements(*, team: Team, user: UserLike, filters: BoardFilters) -> QuerySet[Requirement]:
+    """The team's open requirements for the board, filtered, with what each card shows."""
+    queryset = Requirement.objects.filter(team=team, closed_at__isnull=True)
+    if filters.assignee == "me":
+        queryset = queryset.filter(assignee_id=user.pk)
+    elif filters.assignee == "none":
+        queryset = queryset.filter(assignee__isnull=True)
+    elif filters.assignee.isdigit() and len(filters.assignee) < 19:
+        queryset = queryset.filter(assignee_id=int(filters.assignee))
+    if filters.aarrr_stage:
+        queryset = queryset.filter(aarrr_stage=filters.aarrr_stage)
+    if filters.priority:
+        queryset = queryset.filter(priority=filters.priority)
+    if filters.label:
+        queryset = queryset.filter(labels__name=filters.label)
+    if filters.text:
+        queryset = queryset.filter(Q(title__icontains=filters.text) | Q(key__iexact=filters.text.strip()))
+    return (
+        _with_loop_analysis(queryset)
+        .select_related("stage", "assignee")
+        .prefetch_related("labels")
+        .order_by("priority", "stage_entered_at", "id")
+    )
+
+
+def queue_for_user(*, user: User) -> list[dict[str, Any]]:
+    """What waits on the user across their teams, oldest first: requirements assigned to them,
+    unassigned ones in a stage their role owns, and ones they were mentioned on (unread)."""
+    from notifications.models import Kind, Notification  # notifications never imports workflows
+
+    memberships = {m.team_id: m.roles for m in Membership.objects.filter(user_id=user.pk)}
+    owned_stage_ids = [
+        stage.pk
+        for stage in Stage.objects.filter(workflow__team_id__in=list(memberships))
+        .only("pk", "owner_roles", "workflow__team_id")
+        .select_related("workflow")
+        if memberships[stage.workflow.team_id] & set(stage.owner_roles)
+    ]
+    mentioned = Notification.objects.filter(
+        recipient_id=user.pk, kind=Kind.MENTIONED, read_at__isnull=True, requirement__isnull=False
+    ).values("requirement_id")
+    requirements = (
+        Requirement.objects.filter(team_id__in=list(memberships), closed_at__isnull=True)
+        .filter(
+            Q(assignee_id=user.pk)
+            | Q(assignee__isnull=True, stage_id__in=owned_stage_ids)
+            | Q(pk__in=Subquery(mentioned))
+        )
+        .annotate(mentioned=Exists(mentioned.filter(requirement_id=OuterRef("pk"))))
+        .select_related("team", "stage", "assignee")
+        .order_by("stage_entered_at", "id")
+    )
+    rows = []
+    for requirement in requirements:
+        reasons = []
+        if requirement.assignee_id == user.pk:
+            reasons.append("assigned")
+        elif requirement.assignee_id is None and requirement.stage_id in owned_stage_ids:
+            reasons.append("stage")
+        if requirement.mentioned:  # type: ignore[attr-defined]
+            reasons.append("mentioned")
+        rows.append({"requirement": requirement, "reasons": reasons})
+    return rows
+
+
+def team_members(*, team: Team | int) -> list[Membership]:
+    team_id = team if isinstance(team, int) else team.pk
+    return list(Membership.objects.filter(team_id=team_id).select_related("user").order_by("user__username"))
+
+
+def requirement_page(*, user: UserLike, key: str) -> dict[str, Any]:
+    """Everything the requirement page shows, in a constant number of queries."""
+    requirement = (
+        Requirement.objects.filter(team__in=teams_visible_to(user=user), key=key.upper())
+        .select_related("team", "stage", "workflow", "assignee", "created_by")
+        .prefetch_related("labels", "watchers")
+        .first()
+    )
+    if requirement is None:
+        raise NotFound()
+    loops = list(IterationLoop.objects.filter(requirement_id=requirement.pk).order_by("number"))
+    current_loop = next((loop for loop in loops if loop.number == requirement.loop_number), loops[-1])
+    stages, definition = workflow_definitions(workflow_ids=[requirement.workflow_id])[requirement.workflow_id]
+    roles = roles_for(user=user, team=requirement.team_id)
+    options = engine.options(
+        definition,
+        current=requirement.stage.slug,
+        roles=roles,
+        fields=requirement_guard_fields(requirement=requirement, loop=current_loop),
+        closed=requirement.is_closed,
+    )
+    events = list(requirement_history(requirement=requirement))
+    comments = list(comment_list_for_requirement(requirement=requirement))
+    return {
+        "requirement": requirement,
+        "loops": loops,
+        "current_loop": current_loop,
+        "stages": stages,
+        "definition": definition,
+        "roles": roles,
+        "options": options,
+        "events": events,
+        "comments": comments,
+    }

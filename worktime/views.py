@@ -78,6 +78,7 @@ def calendar(request: HttpRequest, team_id: int) -> HttpResponse:
         "worktime/calendar.html",
         {
             "team": team,
+            "nav": "settings",
             "calendar": current,
             "is_lead": is_lead,
             "form": form,

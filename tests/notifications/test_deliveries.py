@@ -73,10 +73,10 @@ def test_email_has_a_plain_text_and_an_html_part(crew: Crew, mailoutbox: list[An
         == "[GROW] GROW-1 First-order red packet has been in Design for 3d 1h, past its 3d SLA"
     )
     assert "- [Stage overdue] GROW-1 First-order red packet has been in Design" in message.body
-    assert "http://127.0.0.1:8000/api/requirements/GROW-1/" in message.body
+    assert "http://127.0.0.1:8000/requirements/GROW-1/" in message.body
     [(html, mimetype)] = message.alternatives
     assert mimetype == "text/html"
-    assert '<a href="http://127.0.0.1:8000/api/requirements/GROW-1/">GROW-1 First-order red packet' in html
+    assert '<a href="http://127.0.0.1:8000/requirements/GROW-1/">GROW-1 First-order red packet' in html
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.sent_at) == (Delivery.Status.SENT, 1, OVERDUE_AT)
 

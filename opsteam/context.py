@@ -1,0 +1,17 @@
+"""Context for the page frame: the teams in the switcher."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
+
+from roles.permissions import teams_visible_to
+
+
+def navigation(request: HttpRequest) -> dict[str, Any]:
+    if not request.user.is_authenticated:
+        return {}
+    user = request.user
+    return {"nav_teams": SimpleLazyObject(lambda: list(teams_visible_to(user=user).order_by("name")))}
