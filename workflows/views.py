@@ -217,7 +217,8 @@ def _page_context(request: HttpRequest, key: str) -> dict[str, Any]:
         raise Http404 from exc
     requirement: Requirement = page["requirement"]
     members = selectors.team_members(team=requirement.team_id)
-    stage_names = {stage.slug: stage.name for stage in page["stages"]}
+    # Default stage names are msgids: shown in the reader's language; names a lead typed stay as typed.
+    stage_names = {stage.slug: _(stage.name) for stage in page["stages"]}
     page["timeline"] = _timeline(page["events"], page["comments"], stage_names)
     page["stage_names"] = stage_names
     page["allowed"] = [o for o in page["options"] if o.allowed]
