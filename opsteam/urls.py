@@ -40,6 +40,9 @@ urlpatterns = [
     path("api/", include("workflows.api.urls")),
     path("api/", include("notifications.api")),
     path("api/", include("worktime.api")),
+    path("api/", include("history.urls")),
+    path("api/", include("analytics.api")),
+    path("", include("analytics.urls")),
 ]
 
 handler404 = "opsteam.views.page_not_found"

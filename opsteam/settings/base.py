@@ -33,6 +33,8 @@ INSTALLED_APPS = [
     "worktime",
     "notifications",
     "workflows",
+    "history",
+    "analytics",
 ]
 
 MIDDLEWARE = [

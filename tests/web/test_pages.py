@@ -606,3 +606,23 @@ def test_requirement_page_queries_do_not_grow(
     with django_assert_num_queries(PAGE_QUERIES):
         response = client.get(f"/requirements/{requirement.key}/")
     assert len(response.context["timeline"]) == 13
+
+
+def test_password_change(client: Client, crew: Crew) -> None:
+    login(client, crew.ops)
+    page = client.get("/password/")
+    assert page.status_code == 200 and 'name="new_password1"' in page.content.decode()
+    bad = client.post("/password/", {"old_password": "wrong", "new_password1": "123", "new_password2": "123"})
+    assert bad.status_code == 200 and bad.context["form"].errors
+    good = client.post(
+        "/password/",
+        {
+            "old_password": "pw-for-tests",
+            "new_password1": "loop-and-learn-42",
+            "new_password2": "loop-and-learn-42",
+        },
+    )
+    assert good.status_code == 302 and good["Location"] == "/password/done/"
+    crew.ops.refresh_from_db()
+    assert crew.ops.check_password("loop-and-learn-42")
+    assert "Password changed" in client.get("/password/done/").content.decode()

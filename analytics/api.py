@@ -1,0 +1,93 @@
+"""Every dashboard figure as JSON: /api/analytics/<metric>/ with the dashboard's query parameters."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from django.urls import path
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from opsteam.api import ErrorResponses
+
+from . import selectors
+from .params import describe, scope_from_query
+
+QUERY = [
+    OpenApiParameter("team", int, description=_("Team id. Without it: all teams you can see (staff: all).")),
+    OpenApiParameter(
+        "period", str, enum=["30", "90", "180", "custom"], description=_("Days back from today, or custom.")
+    ),
+    OpenApiParameter("start", OpenApiTypes.DATE, description=_("First day of a custom period.")),
+    OpenApiParameter("end", OpenApiTypes.DATE, description=_("Last day of a custom period (included).")),
+    OpenApiParameter("aarrr", str, enum=["acquisition", "activation", "retention", "revenue", "referral"]),
+    OpenApiParameter("label", str, description=_("A label name.")),
+    OpenApiParameter("assignee", int, description=_("A user id.")),
+    OpenApiParameter("priority", str, enum=["P0", "P1", "P2", "P3"]),
+    OpenApiParameter(
+        "time", str, enum=["calendar", "working"], description=_("Calendar time (default) or working time.")
+    ),
+]
+
+METRICS: dict[str, tuple[Callable[[selectors.Scope], dict[str, Any]], str]] = {
+    "cycle-time": (
+        selectors.cycle_time,
+        "Loop cycle time of loops closed in the period: p50/p85/p95/mean/count, seconds.",
+    ),
+    "time-in-stage": (
+        selectors.time_in_stage,
+        "Time in each stage over loops closed in the period, and the bottleneck.",
+    ),
+    "control-chart": (selectors.control_chart, "One point per closed loop, p50/p85 and the rolling average."),
+    "cumulative-flow": (
+        selectors.cumulative_flow,
+        "Open loops per stage at the end of each day, and loops closed.",
+    ),
+    "throughput": (selectors.throughput, "Loops closed per ISO week, by outcome."),
+    "wip": (selectors.wip, "Open loops per stage now, with their age and time in the current stage."),
+    "sla": (selectors.sla, "Per stage: visits ended in the period, those past the SLA, the breach rate."),
+    "rework": (selectors.rework, "Backward transitions per stage; share of closed loops with rework."),
+    "loops-per-requirement": (
+        selectors.loops_per_requirement,
+        "Loops taken by requirements closed in the period.",
+    ),
+}
+
+
+def _view(name: str, compute: Callable[[selectors.Scope], dict[str, Any]], summary: str) -> type[APIView]:
+    class MetricView(APIView):
+        @extend_schema(
+            operation_id=f"analytics_{name.replace('-', '_')}",
+            summary=summary,
+            tags=["analytics"],
+            parameters=QUERY,
+            responses={200: OpenApiTypes.OBJECT, **ErrorResponses.of(400)},
+        )
+        def get(self, request: Request) -> Response:
+            scope = scope_from_query(request.query_params, user=request.user)
+            return Response({"query": describe(scope), **_jsonable(compute(scope))})
+
+    MetricView.__name__ = f"{name.title().replace('-', '')}View"
+    return MetricView
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return value
+
+
+urlpatterns = [
+    path(f"analytics/{name}/", _view(name, compute, summary).as_view(), name=f"api-analytics-{name}")
+    for name, (compute, summary) in METRICS.items()
+]

@@ -1,0 +1,592 @@
+"""Flow metrics (METRICS.md), computed from the stage event log in SQL.
+
+One pipeline of common table expressions turns a team's events into *visits* (a stretch of time a loop
+spent in one stage: from the event that entered the stage to the requirement's next event) and *closed
+loops* (from the loop's first visit to its iterate / close event). Every metric aggregates those in the
+database — percentiles too, by nearest rank over ROW_NUMBER — on SQLite and PostgreSQL alike. Days and weeks
+are cut in the team's time zone by passing their boundaries as a small table of instants.
+
+The working-time variant needs the team's calendar, which SQL cannot apply: it reads the visit rows of the
+loops in question and adds up their working seconds in Python."""
+
+# The SQL below is assembled only from constants, table names and placeholders; every value a user
+# supplies travels as a query parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import connection
+from django.utils import timezone
+
+from roles.models import Team
+from workflows.models import IterationLoop, Label, Requirement, Stage, StageEvent, Workflow
+from worktime.hours import CalendarDef, working_seconds
+from worktime.selectors import calendar_definition
+
+PERCENTILES = (50, 85, 95)
+BACKWARD_KINDS = ("rework",)
+
+
+@dataclass(frozen=True)
+class Filters:
+    aarrr_stage: str = ""
+    label: str = ""
+    assignee_id: int | None = None
+    priority: str = ""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which loops a metric looks at: the teams, the period [start, end), the filters, the clock."""
+
+    teams: tuple[Team, ...]
+    start: dt.datetime
+    end: dt.datetime
+    filters: Filters = field(default_factory=Filters)
+    working: bool = False  # working time (the team's calendar) instead of calendar time
+    now: dt.datetime | None = None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """Days and weeks are cut in the team's time zone (UTC when several teams are looked at)."""
+        return ZoneInfo(self.teams[0].time_zone) if len(self.teams) == 1 else ZoneInfo("UTC")
+
+    @property
+    def clock(self) -> dt.datetime:
+        return self.now or timezone.now()
+
+
+def percentile(values: Sequence[float], p: int) -> float | None:
+    """Nearest rank (METRICS.md): the value at rank ceil(p/100 × n) of the sorted values; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(math.ceil(p * len(ordered) / 100), 1) - 1]
+
+
+# ------------------------------------------------------------------------------------------- SQL bits
+
+
+def _t(model: Any) -> str:
+    return model._meta.db_table
+
+
+def _secs(a: str, b: str) -> str:
+    """SQL: seconds from a to b (both timestamps)."""
+    if connection.vendor == "postgresql":
+        return f"EXTRACT(EPOCH FROM ({b} - {a}))"
+    return f"((julianday({b}) - julianday({a})) * 86400.0)"
+
+
+def _epoch(a: str) -> str:
+    """SQL: a timestamp as seconds since 1970 (UTC)."""
+    if connection.vendor == "postgresql":
+        return f"EXTRACT(EPOCH FROM {a})"
+    return f"((julianday({a}) - 2440587.5) * 86400.0)"
+
+
+def _param(value: dt.datetime) -> Any:
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _ts(column: str) -> str:
+    """SQL: a placeholder compared with timestamps (PostgreSQL wants to know its type in VALUES lists)."""
+    return "CAST(%s AS TIMESTAMP WITH TIME ZONE)" if connection.vendor == "postgresql" else "%s"
+
+
+def _events_cte(scope: Scope) -> tuple[str, list[Any]]:
+    """ev: the scoped events with the next event's time; visits; loop_start; closed (in the period)."""
+    params: list[Any] = []
+    where = [f"r.team_id IN ({', '.join(['%s'] * len(scope.teams))})"]
+    params += [team.pk for team in scope.teams]
+    f = scope.filters
+    if f.aarrr_stage:
+        where.append("r.aarrr_stage = %s")
+        params.append(f.aarrr_stage)
+    if f.priority:
+        where.append("r.priority = %s")
+        params.append(f.priority)
+    if f.assignee_id is not None:
+        where.append("r.assignee_id = %s")
+        params.append(f.assignee_id)
+    if f.label:
+        through = Requirement.labels.through._meta.db_table
+        where.append(
+            f"EXISTS (SELECT 1 FROM {through} rl JOIN {_t(Label)} lb ON lb.id = rl.label_id "
+            f"WHERE rl.requirement_id = r.id AND lb.name = %s)"
+        )
+        params.append(f.label)
+    sql = f"""
+    ev AS (
+        SELECT e.id, e.requirement_id, r.workflow_id, e.at, e.from_stage, e.to_stage, e.kind,
+               l.number AS loop_no,
+               LEAD(e.at) OVER (PARTITION BY e.requirement_id ORDER BY e.at, e.id) AS next_at
+        FROM {_t(StageEvent)} e
+        JOIN {_t(IterationLoop)} l ON l.id = e.loop_id
+        JOIN {_t(Requirement)} r ON r.id = e.requirement_id
+        WHERE {" AND ".join(where)}
+    ),
+    visits AS (
+        SELECT requirement_id, workflow_id,
+               loop_no + CASE WHEN kind = 'iterate' THEN 1 ELSE 0 END AS loop_no,
+               to_stage AS stage, at AS start_at, next_at AS end_at
+        FROM ev WHERE kind <> 'close'
+    ),
+    loop_start AS (
+        SELECT requirement_id, loop_no, MIN(start_at) AS started_at FROM visits GROUP BY requirement_id, loop_no
+    ),
+    closed AS (
+        SELECT x.requirement_id, x.loop_no, s.started_at, x.at AS closed_at, x.kind AS outcome,
+               {_secs("s.started_at", "x.at")} AS cycle
+        FROM ev x JOIN loop_start s ON s.requirement_id = x.requirement_id AND s.loop_no = x.loop_no
+        WHERE x.kind IN ('iterate', 'close') AND x.at >= {_ts("")} AND x.at < {_ts("")}
+    )"""
+    params += [_param(scope.start), _param(scope.end)]
+    return sql, params
+
+
+def _percentile_columns(value: str, n: str = "n", rn: str = "rn") -> str:
+    """SQL select list: p50/p85/p95 by nearest rank, from rows ranked with rn (1-based) out of n."""
+    return ", ".join(
+        f"MAX(CASE WHEN {rn} = ({p} * {n} + 99) / 100 THEN {value} END) AS p{p}" for p in PERCENTILES
+    )
+
+
+def _run(sql: str, params: Sequence[Any]) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _rounded(value: Any) -> int | None:
+    return None if value is None else round(float(value))
+
+
+# ------------------------------------------------------------------------------------- working time
+
+
+def _calendars(scope: Scope) -> dict[int, CalendarDef | None]:
+    return {team.pk: calendar_definition(team=team) for team in scope.teams}
+
+
+def _closed_visits(scope: Scope) -> list[tuple]:
+    """(requirement, team, loop, stage, start, end, closed_at, outcome) of every visit of a loop closed in
+    the period: what the working-time variant adds up."""
+    ctes, params = _events_cte(scope)
+    sql = f"""WITH {ctes}
+    SELECT v.requirement_id, r.team_id, v.loop_no, v.stage, v.start_at, v.end_at, c.closed_at, c.outcome
+    FROM visits v
+    JOIN closed c ON c.requirement_id = v.requirement_id AND c.loop_no = v.loop_no
+    JOIN {_t(Requirement)} r ON r.id = v.requirement_id
+    ORDER BY c.closed_at, v.requirement_id, v.start_at"""
+    rows = _run(sql, params)
+    return [
+        (*row[:4], _as_datetime(row[4]), _as_datetime(row[5]), _as_datetime(row[6]), row[7]) for row in rows
+    ]
+
+
+def _as_datetime(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if timezone.is_aware(value) else value.replace(tzinfo=dt.UTC)
+    parsed = dt.datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _working(calendar: CalendarDef | None, start: dt.datetime, end: dt.datetime) -> float:
+    if calendar is None:
+        return (end - start).total_seconds()
+    return working_seconds(start, end, calendar)
+
+
+def _working_loops(scope: Scope) -> dict[tuple[int, int], dict[str, Any]]:
+    """Closed loops with their working-time cycle and time per stage."""
+    calendars = _calendars(scope)
+    loops: dict[tuple[int, int], dict[str, Any]] = {}
+    for requirement_id, team_id, loop_no, stage, start, end, closed_at, outcome in _closed_visits(scope):
+        loop = loops.setdefault(
+            (requirement_id, loop_no),
+            {"closed_at": closed_at, "outcome": outcome, "cycle": 0.0, "stages": defaultdict(float)},
+        )
+        seconds = _working(calendars[team_id], start, end)
+        loop["cycle"] += seconds
+        loop["stages"][stage] += seconds
+    return loops
+
+
+# ------------------------------------------------------------------------------------------- metrics
+
+
+def _summary(values: Sequence[float]) -> dict[str, Any]:
+    return {
+        "count": len(values),
+        "mean": round(sum(values) / len(values)) if values else None,
+        **{f"p{p}": _rounded(percentile(values, p)) for p in PERCENTILES},
+    }
+
+
+def cycle_time(scope: Scope) -> dict[str, Any]:
+    """p50 / p85 / p95 / mean / count of the cycle times of loops closed in the period (seconds)."""
+    if scope.working:
+        return _summary([loop["cycle"] for loop in _working_loops(scope).values()])
+    ctes, params = _events_cte(scope)
+    sql = f"""WITH {ctes},
+    ranked AS (
+        SELECT cycle, ROW_NUMBER() OVER (ORDER BY cycle) AS rn, COUNT(*) OVER () AS n FROM closed
+    )
+    SELECT COUNT(*), AVG(cycle), {_percentile_columns("cycle")} FROM ranked"""
+    count, mean, *pcts = _run(sql, params)[0]
+    return {
+        "count": count,
+        "mean": _rounded(mean),
+        **{f"p{p}": _rounded(value) for p, value in zip(PERCENTILES, pcts, strict=True)},
+    }
+
+
+def stage_order(scope: Scope) -> list[tuple[str, str]]:
+    """(slug, name) of the stages in workflow order (the first team's current workflow)."""
+    workflow = Workflow.objects.filter(team=scope.teams[0], is_current=True).first()
+    if workflow is None:
+        return []
+    return list(Stage.objects.filter(workflow=workflow).order_by("order").values_list("slug", "name"))
+
+
+def time_in_stage(scope: Scope) -> dict[str, Any]:
+    """Per stage: p50 / p85 / p95 / total / count of the time loops closed in the period spent in it (a loop
+    that never visited the stage is left out); the bottleneck is the stage with the largest total."""
+    if scope.working:
+        per_stage: dict[str, list[float]] = defaultdict(list)
+        for loop in _working_loops(scope).values():
+            for stage, seconds in loop["stages"].items():
+                per_stage[stage].append(seconds)
+        rows = {
+            stage: {**_summary(values), "total": round(sum(values))} for stage, values in per_stage.items()
+        }
+    else:
+        ctes, params = _events_cte(scope)
+        sql = f"""WITH {ctes},
+        tis AS (
+            SELECT v.requirement_id, v.loop_no, v.stage, SUM({_secs("v.start_at", "v.end_at")}) AS secs
+            FROM visits v JOIN closed c ON c.requirement_id = v.requirement_id AND c.loop_no = v.loop_no
+            GROUP BY v.requirement_id, v.loop_no, v.stage
+        ),
+        ranked AS (
+            SELECT stage, secs, ROW_NUMBER() OVER (PARTITION BY stage ORDER BY secs) AS rn,
+                   COUNT(*) OVER (PARTITION BY stage) AS n
+            FROM tis
+        )
+        SELECT stage, COUNT(*), SUM(secs), AVG(secs), {_percentile_columns("secs")} FROM ranked GROUP BY stage"""
+        rows = {
+            stage: {
+                "count": count,
+                "total": _rounded(total),
+                "mean": _rounded(mean),
+                **{f"p{p}": _rounded(value) for p, value in zip(PERCENTILES, pcts, strict=True)},
+            }
+            for stage, count, total, mean, *pcts in _run(sql, params)
+        }
+    order = [slug for slug, _name in stage_order(scope)]
+    stages = [{"stage": slug, **rows[slug]} for slug in order if slug in rows]
+    stages += [{"stage": slug, **values} for slug, values in sorted(rows.items()) if slug not in order]
+    bottleneck = max(stages, key=lambda s: s["total"] or 0)["stage"] if stages else None
+    return {"stages": stages, "bottleneck": bottleneck}
+
+
+def rolling_window(points: int) -> int:
+    """METRICS.md: 20 % of the points shown, made odd, at least 5."""
+    size = max(round(points * 0.2), 5)
+    return size if size % 2 else size + 1
+
+
+def control_chart(scope: Scope) -> dict[str, Any]:
+    """One point per loop closed in the period (x = close time, y = cycle time), the p50 and p85 lines, and
+    a rolling average centred on each point over rolling_window(n) points, cut at the ends."""
+    if scope.working:
+        loops = _working_loops(scope)
+        keys = dict(Requirement.objects.filter(pk__in={rid for rid, _n in loops}).values_list("pk", "key"))
+        ordered = sorted(loops.items(), key=lambda item: (item[1]["closed_at"], item[0]))
+        points = [
+            {
+                "key": keys[rid],
+                "loop": loop_no,
+                "closed_at": loop["closed_at"],
+                "cycle": round(loop["cycle"]),
+                "outcome": loop["outcome"],
+            }
+            for (rid, loop_no), loop in ordered
+        ]
+        window = rolling_window(len(points))
+        half = window // 2
+        for i, point in enumerate(points):
+            around = [p["cycle"] for p in points[max(i - half, 0) : i + half + 1]]
+            point["rolling_average"] = round(sum(around) / len(around))
+    else:
+        ctes, params = _events_cte(scope)
+        count = _run(f"WITH {ctes} SELECT COUNT(*) FROM closed", params)[0][0]
+        window = rolling_window(count)
+        half = window // 2
+        sql = f"""WITH {ctes}
+        SELECT r.key, c.loop_no, {_epoch("c.closed_at")}, c.cycle, c.outcome,
+               AVG(c.cycle) OVER (ORDER BY c.closed_at, c.requirement_id, c.loop_no
+                                  ROWS BETWEEN {half} PRECEDING AND {half} FOLLOWING)
+        FROM closed c JOIN {_t(Requirement)} r ON r.id = c.requirement_id
+        ORDER BY c.closed_at, c.requirement_id, c.loop_no"""
+        points = [
+            {
+                "key": key,
+                "loop": loop_no,
+                "closed_at": dt.datetime.fromtimestamp(round(float(epoch), 3), tz=dt.UTC),
+                "cycle": round(float(cycle)),
+                "outcome": outcome,
+                "rolling_average": round(float(rolling)),
+            }
+            for key, loop_no, epoch, cycle, outcome, rolling in _run(sql, params)
+        ]
+    cycles = [p["cycle"] for p in points]
+    return {
+        "points": points,
+        "p50": percentile(cycles, 50),
+        "p85": percentile(cycles, 85),
+        "window": window,
+    }
+
+
+def _days(scope: Scope) -> list[tuple[dt.date, dt.datetime]]:
+    """Each day of the period in the team's time zone, with the instant it ends."""
+    zone = scope.zone
+    first = scope.start.astimezone(zone).date()
+    last = (scope.end - dt.timedelta(microseconds=1)).astimezone(zone).date()
+    days = []
+    day = first
+    while day <= last:
+        days.append((day, dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), zone)))
+        day += dt.timedelta(days=1)
+    return days
+
+
+def _values_table(name: str, columns: str, rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+    placeholders = ", ".join(
+        "(" + ", ".join("%s" if not isinstance(v, dt.datetime) else _ts("") for v in row) + ")"
+        for row in rows
+    )
+    params = [_param(v) if isinstance(v, dt.datetime) else v for row in rows for v in row]
+    return f"{name}({columns}) AS (VALUES {placeholders})", params
+
+
+def cumulative_flow(scope: Scope) -> dict[str, Any]:
+    """For each day of the period, at the end of that day: the open loops in each stage, and the loops
+    closed since the period began."""
+    days = _days(scope)
+    if not days:
+        return {"days": [], "stages": [], "closed": []}
+    ctes, params = _events_cte(scope)
+    table, table_params = _values_table("days", "i, t", [(i, end) for i, (_d, end) in enumerate(days)])
+    sql = f"""WITH {ctes}, {table}
+    SELECT d.i, v.stage, COUNT(*) FROM days d
+    JOIN visits v ON v.start_at < d.t AND (v.end_at IS NULL OR v.end_at >= d.t)
+    GROUP BY d.i, v.stage
+    UNION ALL
+    SELECT d.i, '', COUNT(x.at) FROM days d
+    LEFT JOIN ev x ON x.kind IN ('iterate', 'close') AND x.at >= {_ts("")} AND x.at < d.t
+    GROUP BY d.i"""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0] * len(days))
+    for i, stage, n in _run(sql, [*params, *table_params, _param(scope.start)]):
+        counts[stage][int(i)] = int(n)
+    closed = counts.pop("", [0] * len(days))
+    order = [slug for slug, _name in stage_order(scope)]
+    order += sorted(slug for slug in counts if slug not in order)
+    return {
+        "days": [day.isoformat() for day, _end in days],
+        "stages": [{"stage": slug, "open": counts[slug]} for slug in order],
+        "closed": closed,
+    }
+
+
+def _weeks(scope: Scope) -> list[tuple[str, dt.datetime, dt.datetime]]:
+    """ISO weeks overlapping the period, in the team's time zone: (label, start, end)."""
+    zone = scope.zone
+    first = scope.start.astimezone(zone).date()
+    monday = first - dt.timedelta(days=first.weekday())
+    weeks = []
+    while True:
+        start = dt.datetime.combine(monday, dt.time(0), zone)
+        if start >= scope.end:
+            break
+        end = dt.datetime.combine(monday + dt.timedelta(days=7), dt.time(0), zone)
+        year, week, _day = monday.isocalendar()
+        weeks.append((f"{year}-W{week:02d}", start, end))
+        monday += dt.timedelta(days=7)
+    return weeks
+
+
+def throughput(scope: Scope) -> dict[str, Any]:
+    """Loops closed per ISO week (team time zone), split by outcome iterate / close."""
+    weeks = _weeks(scope)
+    if not weeks:
+        return {"weeks": []}
+    ctes, params = _events_cte(scope)
+    table, table_params = _values_table("weeks", "i, s, e", [(i, s, e) for i, (_l, s, e) in enumerate(weeks)])
+    sql = f"""WITH {ctes}, {table}
+    SELECT w.i, c.outcome, COUNT(*) FROM weeks w JOIN closed c ON c.closed_at >= w.s AND c.closed_at < w.e
+    GROUP BY w.i, c.outcome"""
+    counts: dict[int, dict[str, int]] = defaultdict(lambda: {"iterate": 0, "close": 0})
+    for i, outcome, n in _run(sql, [*params, *table_params]):
+        counts[int(i)][outcome] = int(n)
+    return {
+        "weeks": [
+            {"week": label, "start": start.date().isoformat(), **counts[i], "total": sum(counts[i].values())}
+            for i, (label, start, _end) in enumerate(weeks)
+        ]
+    }
+
+
+def wip(scope: Scope, *, limit: int = 200) -> dict[str, Any]:
+    """Open loops per stage now, and the oldest open loops with their age (now − loop start) and time in
+    their current stage, flagged when the age passes the period's p85 cycle time."""
+    now = scope.clock
+    ctes, params = _events_cte(scope)
+    sql = f"""WITH {ctes}
+    SELECT r.key, r.title, v.stage, v.loop_no, {_epoch("s.started_at")}, {_epoch("v.start_at")}, r.assignee_id
+    FROM visits v
+    JOIN loop_start s ON s.requirement_id = v.requirement_id AND s.loop_no = v.loop_no
+    JOIN {_t(Requirement)} r ON r.id = v.requirement_id
+    WHERE v.end_at IS NULL
+    ORDER BY s.started_at, r.id"""
+    rows = _run(sql, params)
+    p85 = cycle_time(scope)["p85"]
+    calendars = _calendars(scope) if scope.working else {}
+    team_of = (
+        dict(Requirement.objects.filter(key__in=[row[0] for row in rows]).values_list("key", "team_id"))
+        if scope.working
+        else {}
+    )
+    items = []
+    per_stage: dict[str, int] = defaultdict(int)
+    for key, title, stage, loop_no, started, entered, _assignee in rows:
+        started_at = dt.datetime.fromtimestamp(float(started), tz=dt.UTC)
+        entered_at = dt.datetime.fromtimestamp(float(entered), tz=dt.UTC)
+        per_stage[stage] += 1
+        if len(items) >= limit:
+            continue
+        calendar = calendars.get(team_of.get(key, 0)) if scope.working else None
+        age = _working(calendar, started_at, now) if scope.working else (now - started_at).total_seconds()
+        in_stage = (
+            _working(calendar, entered_at, now) if scope.working else (now - entered_at).total_seconds()
+        )
+        items.append(
+            {
+                "key": key,
+                "title": title,
+                "stage": stage,
+                "loop": loop_no,
+                "started_at": started_at,
+                "age": round(age),
+                "in_stage": round(in_stage),
+                "over_p85": p85 is not None and age > p85,
+            }
+        )
+    order = [slug for slug, _name in stage_order(scope)]
+    order += sorted(slug for slug in per_stage if slug not in order)
+    return {
+        "stages": [{"stage": slug, "open": per_stage.get(slug, 0)} for slug in order],
+        "total": len(rows),
+        "p85": p85,
+        "items": items,
+    }
+
+
+def sla(scope: Scope) -> dict[str, Any]:
+    """Per stage: visits that ended in the period, how many lasted longer than the stage's SLA, the rate."""
+    ctes, params = _events_cte(scope)
+    if scope.working:
+        sql = f"""WITH {ctes}
+        SELECT v.stage, r.team_id, v.start_at, v.end_at, st.sla_hours
+        FROM visits v
+        JOIN {_t(Requirement)} r ON r.id = v.requirement_id
+        JOIN {_t(Stage)} st ON st.workflow_id = v.workflow_id AND st.slug = v.stage
+        WHERE v.end_at >= {_ts("")} AND v.end_at < {_ts("")}"""
+        calendars = _calendars(scope)
+        tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for stage, team_id, start, end, hours in _run(sql, [*params, _param(scope.start), _param(scope.end)]):
+            seconds = _working(calendars[team_id], _as_datetime(start), _as_datetime(end))
+            tally[stage][0] += 1
+            tally[stage][1] += int(hours is not None and seconds > hours * 3600)
+        rows = [(stage, ended, breached) for stage, (ended, breached) in tally.items()]
+    else:
+        sql = f"""WITH {ctes}
+        SELECT v.stage, COUNT(*),
+               SUM(CASE WHEN st.sla_hours IS NOT NULL
+                         AND {_secs("v.start_at", "v.end_at")} > st.sla_hours * 3600 THEN 1 ELSE 0 END)
+        FROM visits v
+        JOIN {_t(Stage)} st ON st.workflow_id = v.workflow_id AND st.slug = v.stage
+        WHERE v.end_at >= {_ts("")} AND v.end_at < {_ts("")}
+        GROUP BY v.stage"""
+        rows = _run(sql, [*params, _param(scope.start), _param(scope.end)])
+    by_stage = {stage: (int(ended), int(breached or 0)) for stage, ended, breached in rows}
+    order = [slug for slug, _name in stage_order(scope)]
+    order += sorted(slug for slug in by_stage if slug not in order)
+    return {
+        "stages": [
+            {
+                "stage": slug,
+                "visits": by_stage[slug][0],
+                "breached": by_stage[slug][1],
+                "rate": by_stage[slug][1] / by_stage[slug][0] if by_stage[slug][0] else None,
+            }
+            for slug in order
+            if slug in by_stage
+        ]
+    }
+
+
+def rework(scope: Scope) -> dict[str, Any]:
+    """Backward transitions in the period per stage they left, and the share of loops closed in the period
+    with at least one backward transition."""
+    ctes, params = _events_cte(scope)
+    backward = f"""(x.kind = 'rework' OR (x.kind = 'override' AND EXISTS (
+        SELECT 1 FROM {_t(Stage)} sf JOIN {_t(Stage)} st ON st.workflow_id = sf.workflow_id
+        WHERE sf.workflow_id = x.workflow_id AND sf.slug = x.from_stage AND st.slug = x.to_stage
+          AND st."order" < sf."order")))"""
+    sql = f"""WITH {ctes}
+    SELECT x.from_stage, COUNT(*) FROM ev x
+    WHERE {backward} AND x.at >= {_ts("")} AND x.at < {_ts("")}
+    GROUP BY x.from_stage"""
+    per_stage = {stage: int(n) for stage, n in _run(sql, [*params, _param(scope.start), _param(scope.end)])}
+    sql = f"""WITH {ctes}
+    SELECT COUNT(*), SUM(CASE WHEN EXISTS (
+        SELECT 1 FROM ev x WHERE x.requirement_id = c.requirement_id AND x.loop_no = c.loop_no AND {backward}
+    ) THEN 1 ELSE 0 END) FROM closed c"""
+    loops, with_rework = _run(sql, params)[0]
+    order = [slug for slug, _name in stage_order(scope)]
+    order += sorted(slug for slug in per_stage if slug not in order)
+    return {
+        "stages": [{"stage": slug, "backward": per_stage.get(slug, 0)} for slug in order],
+        "closed_loops": int(loops),
+        "loops_with_rework": int(with_rework or 0),
+        "share": int(with_rework or 0) / int(loops) if loops else None,
+    }
+
+
+def loops_per_requirement(scope: Scope) -> dict[str, Any]:
+    """How many loops the requirements closed in the period took: loops → number of requirements."""
+    ctes, params = _events_cte(scope)
+    sql = f"""WITH {ctes}
+    SELECT loop_no, COUNT(*) FROM closed WHERE outcome = 'close' GROUP BY loop_no ORDER BY loop_no"""
+    rows = [(int(loops), int(n)) for loops, n in _run(sql, params)]
+    total = sum(n for _loops, n in rows)
+    return {
+        "distribution": [{"loops": loops, "requirements": n} for loops, n in rows],
+        "requirements": total,
+        "mean": round(sum(loops * n for loops, n in rows) / total, 2) if total else None,
+    }
