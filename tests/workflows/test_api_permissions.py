@@ -475,6 +475,20 @@ ANONYMOUS_REQUESTS: dict[str, list[tuple[str, str]]] = {
     "api-team-calendar": [("get", "/api/teams/{team}/calendar/"), ("put", "/api/teams/{team}/calendar/")],
     "api-team-calendar-days": [("post", "/api/teams/{team}/calendar/days/")],
     "api-team-calendar-day": [("delete", "/api/teams/{team}/calendar/days/2026-10-01/")],
+    **{
+        f"api-analytics-{name}": [("get", f"/api/analytics/{name}/")]
+        for name in (
+            "cycle-time",
+            "time-in-stage",
+            "control-chart",
+            "cumulative-flow",
+            "throughput",
+            "wip",
+            "sla",
+            "rework",
+            "loops-per-requirement",
+        )
+    },
 }
 ANONYMOUS_CASES = [
     (name, method, url) for name, requests in ANONYMOUS_REQUESTS.items() for method, url in requests
