@@ -9,6 +9,11 @@ Every public function takes plain data and returns a ``SafeString`` holding a si
   handlers, no external references; links only to relative URLs (``/...``);
 * every caller-provided text is escaped (and stripped of characters XML cannot hold).
 
+The y axis has 4–6 "nice" ticks (1, 2, 5 × 10^k steps) formatted by the caller's ``y_format``, which also
+formats every tooltip. ``y_unit`` (keyword, default 1) makes the ticks nice in that unit: pass
+``y_unit=86400`` for durations in seconds shown as days, so ticks land on 0, 2, 4, 6 d rather than on
+round numbers of seconds.
+
 No database, no models: the callers (views / selectors) compute the numbers and hand them over.
 """
 
@@ -179,12 +184,18 @@ def _text_width(text: str, size: float = FONT_SIZE) -> float:
 
 
 def _truncate(text: str, max_width: float, size: float = FONT_SIZE) -> str:
+    """``text``, shortened with an ellipsis so that it is at most ``max_width`` wide."""
     if _text_width(text, size) <= max_width:
         return text
-    out = text
-    while out and _text_width(out + "…", size) > max_width:
-        out = out[:-1]
-    return out.rstrip() + "…"
+    budget = max_width - _char_width("…") * size
+    kept: list[str] = []
+    used = 0.0
+    for ch in text:
+        used += _char_width(ch) * size
+        if used > budget:
+            break
+        kept.append(ch)
+    return "".join(kept).rstrip() + "…"
 
 
 def safe_href(href: str | None) -> str | None:
@@ -202,6 +213,13 @@ def _finite(value: float) -> float:
     except (TypeError, ValueError):
         return 0.0
     return number if math.isfinite(number) else 0.0
+
+
+def _num_or_nan(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _chart_id(chart_id: str | None) -> str:
@@ -267,10 +285,12 @@ def _frame_for(
     *,
     top: float,
     right_margin: float,
+    y_unit: float,
 ) -> tuple[_Frame, list[tuple[float, str]]]:
+    unit = float(y_unit) if math.isfinite(_num_or_nan(y_unit)) and float(y_unit) > 0 else 1.0
     lo = min([0.0, *values])
     hi = max([0.0, *values])
-    ticks = nice_ticks(lo, hi)
+    ticks = [t * unit for t in nice_ticks(lo / unit, hi / unit)]
     labels = [(t, _truncate(_clean(y_format(t)), 120)) for t in ticks]
     left = max(36.0, max(_text_width(label) for _, label in labels) + 14)
     frame = _Frame(
@@ -327,10 +347,11 @@ def _y_axis(frame: _Frame, labels: list[tuple[float, str]]) -> list[str]:
     return out
 
 
-def _thin_labels(items: list[tuple[float, str]], *, gap: float = 10.0) -> list[tuple[float, str]]:
+def _thin_labels(items: list[tuple[float, str]], *, gap: float = 10.0) -> list[tuple[float, float, str]]:
     """Keep every k-th label (smallest k) so that at most MAX_X_LABELS are drawn and none overlap.
 
-    ``items`` are (pixel centre, text) pairs sorted by position; returns the (clamped centre, text) to draw.
+    ``items`` are (pixel position, text) pairs sorted by position; returns (position, text centre, text)
+    for the labels to draw — the centre is pulled inwards so the text never leaves the viewBox.
     """
     if not items:
         return []
@@ -339,30 +360,36 @@ def _thin_labels(items: list[tuple[float, str]], *, gap: float = 10.0) -> list[t
         label = _truncate(text, MAX_LABEL_WIDTH)
         width = _text_width(label)
         centre = min(max(x, 2 + width / 2), WIDTH - 2 - width / 2)
-        prepared.append((centre, label, width))
+        prepared.append((x, centre, label, width))
     for step in range(1, len(prepared) + 1):
         chosen = prepared[::step]
         if len(chosen) > MAX_X_LABELS:
             continue
-        if all(b[0] - b[2] / 2 >= a[0] + a[2] / 2 + gap for a, b in itertools.pairwise(chosen)):
-            return [(c, t) for c, t, _ in chosen]
-    return [(prepared[0][0], prepared[0][1])]
+        if all(b[1] - b[3] / 2 >= a[1] + a[3] / 2 + gap for a, b in itertools.pairwise(chosen)):
+            return [(x, c, t) for x, c, t, _ in chosen]
+    return [prepared[0][:3]]  # unreachable: a single label always fits
 
 
-def _x_label_marks(
-    frame: _Frame, labels: list[tuple[float, str]], ticks: list[float] | None = None
-) -> list[str]:
+def _x_label_marks(frame: _Frame, labels: list[tuple[float, float, str]], *, ticks: bool) -> list[str]:
     out = []
-    for x in ticks if ticks is not None else []:
-        out.append(
-            _tag("line", x1=x, x2=x, y1=frame.bottom, y2=frame.bottom + 4, stroke=AXIS_COLOUR, class_="xtick")
-        )
-    for x, label in labels:
+    for x, centre, label in labels:
+        if ticks:
+            out.append(
+                _tag(
+                    "line",
+                    x1=x,
+                    x2=x,
+                    y1=frame.bottom,
+                    y2=frame.bottom + 4,
+                    stroke=AXIS_COLOUR,
+                    class_="xtick",
+                )
+            )
         out.append(
             _tag(
                 "text",
                 _text(label),
-                x=x,
+                x=centre,
                 y=frame.bottom + 18,
                 text_anchor="middle",
                 fill=MUTED_COLOUR,
@@ -473,6 +500,7 @@ def scatter_chart(
     x_labels: list[tuple[float, str]],
     y_format: YFormat,
     empty_text: str,
+    y_unit: float = 1.0,
     line_label: str = "",
     chart_id: str | None = None,
 ) -> SafeString:
@@ -507,6 +535,7 @@ def scatter_chart(
         y_format,
         top=14 + legend_height + (6 if legend else 0),
         right_margin=right_margin,
+        y_unit=y_unit,
     )
 
     def px(x: float) -> float:
@@ -516,7 +545,7 @@ def scatter_chart(
 
     # x labels: only those inside the plotted range, thinned.
     inside = sorted((px(float(x)), text) for x, text in x_labels if x_min <= _num_or_nan(x) <= x_max)
-    body += _x_label_marks(frame, _thin_labels(inside), ticks=[x for x, _ in inside])
+    body += _x_label_marks(frame, _thin_labels(inside), ticks=True)
 
     # reference lines, labels in the right margin, pushed apart when close
     order = sorted(range(len(refs)), key=lambda i: frame.y(float(refs[i].y)))
@@ -583,13 +612,6 @@ def scatter_chart(
     return _svg(title=title, desc=desc, body=body, chart_id=chart_id, kind=kind)
 
 
-def _num_or_nan(value: object) -> float:
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def _stack(series: list[Series], length: int) -> list[list[float]]:
     """Cumulative tops: ``result[s][i]`` is the top of series ``s`` at x ``i`` (bottom-up, in order)."""
     tops: list[list[float]] = []
@@ -617,11 +639,13 @@ def stacked_area_chart(
     series: list[Series],
     y_format: YFormat,
     empty_text: str,
+    y_unit: float = 1.0,
     chart_id: str | None = None,
 ) -> SafeString:
     """A cumulative flow diagram: ``series`` stacked bottom-up in the given order, with a legend on top.
 
-    Hovering a column shows every series' value at that x and the total.
+    Hovering a column shows every series' value at that x and the total. Every series must have one value
+    per x label (``ValueError`` otherwise); non-finite values count as 0.
     """
     kind = "stacked-area"
     if not x_labels or not series:
@@ -630,7 +654,7 @@ def stacked_area_chart(
     tops = _stack(series, n)
     legend, legend_height = _series_legend(series)
     frame, y_labels = _frame_for(
-        [v for row in tops for v in row], y_format, top=14 + legend_height + 8, right_margin=16
+        [v for row in tops for v in row], y_format, top=14 + legend_height + 8, right_margin=16, y_unit=y_unit
     )
     if n == 1:
         centres = [(frame.left + frame.right) / 2]
@@ -648,7 +672,7 @@ def stacked_area_chart(
         return row * 2 if n == 1 else row
 
     body = _y_axis(frame, y_labels)
-    body += _x_label_marks(frame, _thin_labels(list(zip(centres, x_labels, strict=True))))
+    body += _x_label_marks(frame, _thin_labels(list(zip(centres, x_labels, strict=True))), ticks=True)
 
     areas = []
     baseline = [0.0] * n
@@ -715,7 +739,7 @@ def _category_labels(frame: _Frame, labels: list[str], slot: float, *, bold: str
                 )
             )
         return out
-    return _x_label_marks(frame, _thin_labels(list(zip(centres, labels, strict=True))))
+    return _x_label_marks(frame, _thin_labels(list(zip(centres, labels, strict=True))), ticks=False)
 
 
 def _value_labels(frame: _Frame, values: list[float], slot: float, y_format: YFormat) -> list[str]:
@@ -749,9 +773,14 @@ def stacked_bar_chart(
     series: list[Series],
     y_format: YFormat,
     empty_text: str,
+    y_unit: float = 1.0,
     chart_id: str | None = None,
 ) -> SafeString:
-    """Stacked vertical bars (e.g. weekly throughput split by outcome), series bottom-up, legend on top."""
+    """Stacked vertical bars (e.g. weekly throughput split by outcome), series bottom-up, legend on top.
+
+    Totals are written above the bars when they fit; zero segments are not drawn. Every series must have
+    one value per x label (``ValueError`` otherwise).
+    """
     kind = "stacked-bar"
     if not x_labels or not series:
         return _empty(title=title, desc=desc, empty_text=empty_text, chart_id=chart_id, kind=kind)
@@ -760,7 +789,11 @@ def stacked_bar_chart(
     totals = tops[-1]
     legend, legend_height = _series_legend(series)
     frame, y_labels = _frame_for(
-        [v for row in tops for v in row], y_format, top=14 + legend_height + 20, right_margin=16
+        [v for row in tops for v in row],
+        y_format,
+        top=14 + legend_height + 20,
+        right_margin=16,
+        y_unit=y_unit,
     )
     slot = frame.width / n
     bar_width = min(slot * 0.72, 56.0)
@@ -804,6 +837,7 @@ def bar_chart(
     bars: list[Bar],
     y_format: YFormat,
     empty_text: str,
+    y_unit: float = 1.0,
     highlight: str | None = None,
     chart_id: str | None = None,
 ) -> SafeString:
@@ -812,7 +846,7 @@ def bar_chart(
     if not bars:
         return _empty(title=title, desc=desc, empty_text=empty_text, chart_id=chart_id, kind=kind)
     values = [_finite(b.value) for b in bars]
-    frame, y_labels = _frame_for(values, y_format, top=34, right_margin=16)
+    frame, y_labels = _frame_for(values, y_format, top=34, right_margin=16, y_unit=y_unit)
     slot = frame.width / len(bars)
     bar_width = min(slot * 0.72, 64.0)
 

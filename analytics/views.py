@@ -141,6 +141,7 @@ def _figures(scope: Scope, names: dict[str, str]) -> dict[str, Any]:
                 ],
                 line=[(p["closed_at"].timestamp(), p["rolling_average"]) for p in points] or None,
                 line_label=_("rolling average"),
+                y_unit=_unit(control["p85"]),
                 x_labels=x_labels,
                 y_format=human,
                 empty_text=_("No loop closed in this period."),
@@ -152,6 +153,7 @@ def _figures(scope: Scope, names: dict[str, str]) -> dict[str, Any]:
                 bars=[charts.Bar(label=s["name"], value=s["total"] or 0) for s in stages["stages"]],
                 highlight=name(stages["bottleneck"]) if stages["bottleneck"] else None,
                 y_format=human,
+                y_unit=_unit(max((s["total"] or 0 for s in stages["stages"]), default=0)),
                 empty_text=_("No loop closed in this period."),
             ),
             "flow": charts.stacked_area_chart(
@@ -220,6 +222,11 @@ def _figures(scope: Scope, names: dict[str, str]) -> dict[str, Any]:
             ),
         },
     }
+
+
+def _unit(seconds: float | None) -> float:
+    """Ticks fall on whole days for durations of days, on whole hours below that."""
+    return 86_400.0 if (seconds or 0) >= 86_400 else 3_600.0
 
 
 def _count(value: float) -> str:
