@@ -471,7 +471,7 @@ def wip(scope: Scope, *, limit: int = 200) -> dict[str, Any]:
         if scope.working
         else {}
     )
-    items = []
+    items: list[dict[str, Any]] = []
     per_stage: dict[str, int] = defaultdict(int)
     for key, title, stage, loop_no, started, entered, _assignee in rows:
         started_at = dt.datetime.fromtimestamp(float(started), tz=dt.UTC)

@@ -367,7 +367,7 @@ def queue_for_user(*, user: User) -> list[dict[str, Any]]:
             reasons.append("assigned")
         elif requirement.assignee_id is None and requirement.stage_id in owned_stage_ids:
             reasons.append("stage")
-        if requirement.mentioned:  # type: ignore[attr-defined]
+        if requirement.mentioned:
             reasons.append("mentioned")
         rows.append({"requirement": requirement, "reasons": reasons})
     return rows
