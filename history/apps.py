@@ -1,6 +1,7 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class HistoryConfig(AppConfig):
     name = "history"
-    verbose_name = "History import and export"
+    verbose_name = _("History import and export")

@@ -475,6 +475,8 @@ ANONYMOUS_REQUESTS: dict[str, list[tuple[str, str]]] = {
     "api-team-calendar": [("get", "/api/teams/{team}/calendar/"), ("put", "/api/teams/{team}/calendar/")],
     "api-team-calendar-days": [("post", "/api/teams/{team}/calendar/days/")],
     "api-team-calendar-day": [("delete", "/api/teams/{team}/calendar/days/2026-10-01/")],
+    "api-team-history-export": [("get", "/api/teams/{team}/history/export/")],
+    "api-team-history-import": [("post", "/api/teams/{team}/history/import/")],
     **{
         f"api-analytics-{name}": [("get", f"/api/analytics/{name}/")]
         for name in (

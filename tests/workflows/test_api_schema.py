@@ -35,6 +35,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from analytics import api as analytics_api
+from history import urls as history_api
 from notifications import api as notifications_api
 from tests.conftest import Crew
 from tests.factories import READY_FIELDS, UserFactory, make_team
@@ -66,7 +67,7 @@ def api_paths() -> set[str]:
                 path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", path)
                 paths.add(f"/api/{path}")
 
-    for urlconf in (api_urls, notifications_api, worktime_api, analytics_api):
+    for urlconf in (api_urls, notifications_api, worktime_api, analytics_api, history_api):
         walk(urlconf.urlpatterns, "")
     return paths
 
