@@ -6,6 +6,7 @@ Accept header) and the view writes what was picked. Nothing global changes."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.http import Http404
@@ -19,6 +20,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import APIView
 
 from opsteam.api import ErrorResponses
@@ -41,7 +43,12 @@ class CsvRenderer(BaseRenderer):
     def render(
         self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
     ) -> bytes:
-        return data.encode("utf-8") if isinstance(data, str) else bytes(data or b"")
+        if isinstance(data, bytes):
+            return data
+        if isinstance(data, str):
+            return data.encode("utf-8")
+        # Anything else (an OPTIONS description, an error asked for as CSV) goes out as JSON.
+        return json.dumps(data, cls=JSONEncoder, ensure_ascii=False).encode("utf-8")
 
 
 # ------------------------------------------------------------------------------- schema documentation
@@ -137,7 +144,7 @@ class ImportErrorSerializer(serializers.Serializer):
 
 class ImportRejectedSerializer(serializers.Serializer):
     detail = serializers.CharField()
-    code = serializers.CharField()
+    code = serializers.CharField(required=False)
     rows = serializers.ListField(child=serializers.CharField(), required=False)
     errors = ImportErrorSerializer(many=True, required=False)
 

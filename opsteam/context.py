@@ -14,4 +14,6 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     if not request.user.is_authenticated:
         return {}
     user = request.user
-    return {"nav_teams": SimpleLazyObject(lambda: list(teams_visible_to(user=user).order_by("name")))}
+    teams = SimpleLazyObject(lambda: list(teams_visible_to(user=user).order_by("name")))
+    # A callable: the template calls it only where a page has no team of its own.
+    return {"nav_teams": teams, "nav_first_team": lambda: teams[0] if teams else None}

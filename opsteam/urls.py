@@ -49,5 +49,6 @@ urlpatterns = [
     path("", include("analytics.urls")),
 ]
 
+handler400 = "opsteam.views.bad_request"
 handler404 = "opsteam.views.page_not_found"
 handler500 = "opsteam.views.server_error"

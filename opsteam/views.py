@@ -58,6 +58,13 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
     return defaults.page_not_found(request, exception or Http404())
 
 
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """400 for requests Django refuses before any view (e.g. too many fields): JSON under /api/."""
+    if _wants_json(request):
+        return JsonResponse({"detail": str(_("Bad request.")), "code": "bad_request"}, status=400)
+    return defaults.bad_request(request, exception or Exception())
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse({"detail": str(_("Server error.")), "code": "server_error"}, status=500)

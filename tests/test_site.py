@@ -68,3 +68,17 @@ def test_unknown_page_outside_the_api_is_html(client: Client, crew: Crew) -> Non
     response = client.get("/no-such-page/")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
+
+
+def test_a_request_django_refuses_early_is_a_json_400_under_the_api(client: Client, crew: Crew) -> None:
+    client.force_login(crew.ops)
+    fields = {f"f{i}": "x" for i in range(1100)}  # past DATA_UPLOAD_MAX_NUMBER_FIELDS
+    response = client.post("/api/notifications/mark-read/", fields)
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Bad request.", "code": "bad_request"}
+
+
+def test_history_export_answers_options_as_csv_without_an_error(client: Client, crew: Crew) -> None:
+    client.force_login(crew.ops)
+    response = client.options(f"/api/teams/{crew.team.pk}/history/export/?format=csv")
+    assert response.status_code == 200
