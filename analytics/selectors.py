@@ -451,7 +451,7 @@ def throughput(scope: Scope) -> dict[str, Any]:
     }
 
 
-def wip(scope: Scope, *, limit: int = 200) -> dict[str, Any]:
+def wip(scope: Scope, *, limit: int = 200, p85: float | None = None) -> dict[str, Any]:
     """Open loops per stage now, and the oldest open loops with their age (now − loop start) and time in
     their current stage, flagged when the age passes the period's p85 cycle time."""
     now = scope.clock
@@ -464,7 +464,8 @@ def wip(scope: Scope, *, limit: int = 200) -> dict[str, Any]:
     WHERE v.end_at IS NULL
     ORDER BY s.started_at, r.id"""
     rows = _run(sql, params)
-    p85 = cycle_time(scope)["p85"]
+    if p85 is None:  # the caller may already have the period's cycle time
+        p85 = cycle_time(scope)["p85"]
     calendars = _calendars(scope) if scope.working else {}
     team_of = (
         dict(Requirement.objects.filter(key__in=[row[0] for row in rows]).values_list("key", "team_id"))

@@ -95,7 +95,7 @@ def _figures(scope: Scope, names: dict[str, str]) -> dict[str, Any]:
     control = selectors.control_chart(scope)
     flow = selectors.cumulative_flow(scope)
     weeks = selectors.throughput(scope)["weeks"]
-    wip = selectors.wip(scope)
+    wip = selectors.wip(scope, p85=cycle["p85"])
     sla = selectors.sla(scope)["stages"]
     rework = selectors.rework(scope)
     loops = selectors.loops_per_requirement(scope)

@@ -286,6 +286,19 @@ def _with_loop_analysis(queryset: QuerySet[Requirement]) -> QuerySet[Requirement
     )
 
 
+def requirement_card_for_user(*, user: UserLike, key: str) -> Requirement:
+    """One requirement as a board card shows it (with its loop's analysis for the guards), or NotFound."""
+    requirement = (
+        _with_loop_analysis(Requirement.objects.filter(team__in=teams_visible_to(user=user), key=key.upper()))
+        .select_related("stage", "assignee", "team")
+        .prefetch_related("labels")
+        .first()
+    )
+    if requirement is None:
+        raise NotFound()
+    return requirement
+
+
 def guard_fields_of_annotated(requirement: Requirement) -> dict[str, Any]:
     """Guard fields of a requirement read through board_requirements / queue (no extra query)."""
     loop = SimpleNamespace(

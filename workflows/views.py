@@ -158,17 +158,10 @@ def requirement_card(request: HttpRequest, key: str) -> HttpResponse:
 
 
 def _requirement_for_card(request: HttpRequest, key: str) -> Requirement:
-    requirement = (
-        selectors._with_loop_analysis(
-            Requirement.objects.filter(team__in=teams_visible_to(user=request.user), key=key.upper())
-        )
-        .select_related("stage", "assignee", "team")
-        .prefetch_related("labels")
-        .first()
-    )
-    if requirement is None:
-        raise Http404
-    return requirement
+    try:
+        return selectors.requirement_card_for_user(user=request.user, key=key)
+    except NotFound as exc:
+        raise Http404 from exc
 
 
 def _card_response(
@@ -303,14 +296,10 @@ def requirement_detail(request: HttpRequest, key: str) -> HttpResponse:
 
 
 def _requirement_id(request: HttpRequest, key: str) -> int:
-    found = (
-        Requirement.objects.filter(team__in=teams_visible_to(user=request.user), key=key.upper())
-        .values_list("pk", flat=True)
-        .first()
-    )
-    if found is None:
-        raise Http404
-    return found
+    try:
+        return selectors.requirement_get_for_user(user=request.user, key=key).pk
+    except NotFound as exc:
+        raise Http404 from exc
 
 
 def _status_of(error: DomainError) -> int:
