@@ -17,6 +17,7 @@ class Kind(models.TextChoices):
     DUE_SOON = "due_soon", _("Due tomorrow")
     DUE_TODAY = "due_today", _("Due today")
     DAILY_DIGEST = "daily_digest", _("Daily digest")
+    WATCH_FIRED = "watch_fired", _("Metric watch fired")
 
 
 class Channel(models.TextChoices):

@@ -60,8 +60,10 @@ class NoSuchTransition(DomainError):
 class RequiredFieldMissing(DomainError):
     code = "required_field_missing"
 
-    def __init__(self, field_name: str, label: str) -> None:
-        super().__init__(_("%(label)s must be set before this move.") % {"label": label}, field=field_name)
+    def __init__(self, field_name: str, label: str, message: str | Promise | None = None) -> None:
+        super().__init__(
+            message or _("%(label)s must be set before this move.") % {"label": label}, field=field_name
+        )
         self.label = label
 
 

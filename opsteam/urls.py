@@ -46,7 +46,9 @@ urlpatterns = [
     path("api/", include("worktime.api")),
     path("api/", include("history.urls")),
     path("api/", include("analytics.api")),
+    path("api/", include("dataloop.api")),
     path("", include("analytics.urls")),
+    path("", include("dataloop.urls")),
 ]
 
 handler400 = "opsteam.views.bad_request"

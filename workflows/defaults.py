@@ -20,7 +20,7 @@ DEFAULT_TRANSITIONS: list[tuple[str, str | None, str, list[str], list[str]]] = [
     ("propose", "design", "forward", ["ops"], ["title", "hypothesis", "target_metric", "aarrr_stage"]),
     ("design", "build", "forward", ["pm"], ["design"]),
     ("build", "instrument", "forward", ["engineer"], []),
-    ("instrument", "analyze", "forward", ["engineer", "analyst"], ["launch_date"]),
+    ("instrument", "analyze", "forward", ["engineer", "analyst"], ["launch_date", "tracking_plan"]),
     ("analyze", "optimize", "forward", ["analyst"], ["conclusion", "verdict"]),
     ("optimize", "propose", "iterate", ["ops"], []),
     ("optimize", None, "close", ["ops"], []),

@@ -10,6 +10,7 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 
 from opsteam.exceptions import (
+    InvalidInput,
     NoSuchTransition,
     RequiredFieldMissing,
     RequirementClosed,
@@ -35,8 +36,15 @@ FIELD_LABELS: dict[str, Any] = {
     "description": _("A description"),
     "conclusion": _("An analysis conclusion"),
     "verdict": _("A verdict (improved / flat / worse)"),
+    "tracking_plan": _("A verified tracking plan"),
 }
 GUARD_FIELDS = frozenset(FIELD_LABELS)
+# Guards whose refusal reads better as its own sentence than as "<label> must be set".
+FIELD_MESSAGES: dict[str, Any] = {
+    "tracking_plan": _(
+        "The tracking plan needs at least one event, and every event verified, before this move."
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -143,7 +151,9 @@ def decide(
         if not missing:
             return _move(workflow, current, target, transition.kind)
         if LEAD not in roles:
-            raise RequiredFieldMissing(missing[0], str(FIELD_LABELS.get(missing[0], missing[0])))
+            raise RequiredFieldMissing(
+                missing[0], str(FIELD_LABELS.get(missing[0], missing[0])), FIELD_MESSAGES.get(missing[0])
+            )
     if LEAD in roles:
         # A lead may make any move: skip stages, go back, close or iterate from anywhere.
         kind = target if target in LOOP_EXITS else "override"
@@ -198,3 +208,36 @@ def options(
         else:
             result.append(Option(target, move.kind, True))
     return result
+
+
+# Tracking plan events move planned → implemented → verified; any of them may go back to planned.
+TRACKING_STATUSES = ("planned", "implemented", "verified")
+TRACKING_STATUS_ROLES: dict[tuple[str, str], frozenset[str]] = {
+    ("planned", "implemented"): frozenset({"engineer", "analyst", LEAD}),
+    ("implemented", "verified"): frozenset({"analyst", LEAD}),
+    ("implemented", "planned"): frozenset({"engineer", "analyst", LEAD}),
+    ("verified", "planned"): frozenset({"analyst", LEAD}),
+    ("verified", "implemented"): frozenset({"analyst", LEAD}),
+}
+
+
+def check_tracking_status(*, current: str, target: str, roles: frozenset[str]) -> None:
+    """Allow a tracking event's status change or raise why not."""
+    if target not in TRACKING_STATUSES:
+        raise InvalidInput(
+            {"status": [_("Choose a status: %(choices)s.") % {"choices": ", ".join(TRACKING_STATUSES)}]}
+        )
+    if target == current:
+        raise InvalidInput({"status": [_("The event is already %(status)s.") % {"status": target}]})
+    allowed = TRACKING_STATUS_ROLES.get((current, target))
+    if allowed is None:
+        raise InvalidInput(
+            {
+                "status": [
+                    _("An event goes from %(from)s to %(to)s only through the steps between.")
+                    % {"from": current, "to": target}
+                ]
+            }
+        )
+    if not roles & allowed:
+        raise RoleNotAllowed(allowed)

@@ -78,6 +78,12 @@ class Verdict(models.TextChoices):
     WORSE = "worse", _("Worse")
 
 
+class TrackingStatus(models.TextChoices):
+    PLANNED = "planned", _("Planned")
+    IMPLEMENTED = "implemented", _("Implemented")
+    VERIFIED = "verified", _("Verified")
+
+
 class Workflow(models.Model):
     """One version of a team's workflow. Versions are never edited once requirements use them:
     a change makes a new version, and a requirement keeps the version it started with."""
@@ -277,6 +283,23 @@ class IterationLoop(models.Model):
     outcome = models.CharField(_("outcome"), max_length=16, choices=LoopOutcome.choices, blank=True)
     conclusion = models.TextField(_("analysis conclusion"), blank=True)
     verdict = models.CharField(_("verdict"), max_length=16, choices=Verdict.choices, blank=True)
+    # The three checks of a conclusion (PRODUCT.md §6); None until the analyst answers them.
+    core_metric_moved = models.BooleanField(_("core metric moved"), null=True, blank=True)
+    behaviour_moved = models.BooleanField(_("user behaviour moved"), null=True, blank=True)
+    feedback_positive = models.BooleanField(_("user feedback positive"), null=True, blank=True)
+    # The target metric's values around the launch date, as read when the conclusion was written.
+    metric_name = models.CharField(_("metric"), max_length=100, blank=True)
+    metric_before = models.DecimalField(_("before"), max_digits=18, decimal_places=4, null=True, blank=True)
+    metric_after = models.DecimalField(_("after"), max_digits=18, decimal_places=4, null=True, blank=True)
+    analyzed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("analysed by"),
+    )
+    analyzed_at = models.DateTimeField(_("analysed at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("iteration loop")
@@ -321,6 +344,8 @@ class StageEvent(models.Model):
     )
     at = models.DateTimeField(_("at"))
     note = models.TextField(_("note"), blank=True)
+    # What opened the requirement when no person did, e.g. "watch:12" for a metric watch.
+    origin = models.CharField(_("origin"), max_length=64, blank=True)
 
     objects = StageEventQuerySet.as_manager()
 
@@ -368,6 +393,43 @@ class Comment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.requirement_id}: {self.body[:40]}"
+
+
+class TrackingEvent(models.Model):
+    """One event of a loop's tracking plan: what is logged, when, with which properties, and whether it
+    is planned, implemented in the product, or verified in the data."""
+
+    loop = models.ForeignKey(
+        IterationLoop, on_delete=models.CASCADE, related_name="tracking_events", verbose_name=_("loop")
+    )
+    name = models.CharField(_("event name"), max_length=100)
+    trigger = models.CharField(_("trigger"), max_length=300, help_text=_("When the event is logged."))
+    properties = models.JSONField(_("properties"), default=list, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("owner"),
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=TrackingStatus.choices, default=TrackingStatus.PLANNED
+    )
+    status_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("tracking event")
+        verbose_name_plural = _("tracking events")
+        ordering = ["loop", "id"]
+        constraints = [models.UniqueConstraint(fields=["loop", "name"], name="tracking_event_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"
 
 
 class StageReminder(models.Model):

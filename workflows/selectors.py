@@ -17,7 +17,17 @@ from roles.models import Membership, Team
 from roles.permissions import roles_for, teams_visible_to
 
 from . import engine
-from .models import Comment, IterationLoop, Requirement, Stage, StageEvent, Transition, Workflow
+from .models import (
+    Comment,
+    IterationLoop,
+    Requirement,
+    Stage,
+    StageEvent,
+    TrackingEvent,
+    TrackingStatus,
+    Transition,
+    Workflow,
+)
 
 UserLike = User | AnonymousUser
 
@@ -102,8 +112,25 @@ def requirement_get_for_user(
     return Requirement.objects.select_related(*related).get(pk=pk)
 
 
+def _tracking_counts() -> dict[str, Any]:
+    """Annotations on loops: events in the tracking plan, and how many are verified."""
+    return {
+        "tracking_total": Count("tracking_events"),
+        "tracking_verified": Count(
+            "tracking_events", filter=Q(tracking_events__status=TrackingStatus.VERIFIED)
+        ),
+    }
+
+
 def requirement_current_loop(*, requirement: Requirement) -> IterationLoop:
-    return IterationLoop.objects.get(requirement_id=requirement.pk, number=requirement.loop_number)
+    """The current loop, annotated with its tracking plan's counts for the guards (one query)."""
+    return IterationLoop.objects.annotate(**_tracking_counts()).get(
+        requirement_id=requirement.pk, number=requirement.loop_number
+    )
+
+
+def tracking_plan_complete(*, total: int | None, verified: int | None) -> bool:
+    return bool(total) and total == verified
 
 
 def requirement_guard_fields(*, requirement: Requirement, loop: IterationLoop) -> dict[str, Any]:
@@ -120,6 +147,9 @@ def requirement_guard_fields(*, requirement: Requirement, loop: IterationLoop) -
         "description": requirement.description,
         "conclusion": loop.conclusion,
         "verdict": loop.verdict,
+        "tracking_plan": tracking_plan_complete(
+            total=getattr(loop, "tracking_total", None), verified=getattr(loop, "tracking_verified", None)
+        ),
     }
 
 
@@ -280,9 +310,17 @@ def _stage_def(stage: Stage) -> engine.StageDef:
 def _with_loop_analysis(queryset: QuerySet[Requirement]) -> QuerySet[Requirement]:
     """Annotate the current loop's conclusion and verdict, which transition guards read."""
     current = IterationLoop.objects.filter(requirement_id=OuterRef("pk"), number=OuterRef("loop_number"))
+    events = TrackingEvent.objects.filter(
+        loop__requirement_id=OuterRef("pk"), loop__number=OuterRef("loop_number")
+    ).order_by()
+    counted = events.values("loop_id").annotate(
+        total=Count("pk"), verified=Count("pk", filter=Q(status=TrackingStatus.VERIFIED))
+    )
     return queryset.annotate(
         loop_conclusion=Subquery(current.values("conclusion")[:1]),
         loop_verdict=Subquery(current.values("verdict")[:1]),
+        loop_tracking_total=Subquery(counted.values("total")[:1]),
+        loop_tracking_verified=Subquery(counted.values("verified")[:1]),
     )
 
 
@@ -304,6 +342,8 @@ def guard_fields_of_annotated(requirement: Requirement) -> dict[str, Any]:
     loop = SimpleNamespace(
         conclusion=getattr(requirement, "loop_conclusion", "") or "",
         verdict=getattr(requirement, "loop_verdict", "") or "",
+        tracking_total=getattr(requirement, "loop_tracking_total", 0) or 0,
+        tracking_verified=getattr(requirement, "loop_tracking_verified", 0) or 0,
     )
     return requirement_guard_fields(requirement=requirement, loop=loop)  # type: ignore[arg-type]
 

@@ -8,11 +8,13 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
 from opsteam.exceptions import (
@@ -40,6 +42,7 @@ from .models import (
     Requirement,
     Stage,
     StageEvent,
+    TrackingEvent,
     Transition,
     Verdict,
     Workflow,
@@ -92,6 +95,10 @@ def team_setup(*, name: str, key_prefix: str, creator: User, time_zone: str = ""
         # holidays and make-up workdays from last year on are loaded as editable rows.
         calendar_services.calendar_create(team=team)
         calendar_services.calendar_load_china(team=team, years=range(timezone.now().year - 1, 3000))
+        # Apps above this one give new teams their starting data (the data loop's metric catalogue)
+        # without this app importing them.
+        for hook in settings.OPSTEAM_TEAM_SETUP_HOOKS:
+            import_string(hook)(team=team)
     return team
 
 
@@ -368,13 +375,25 @@ def _save_m2m(requirement: Requirement, m2m: Mapping[str, Any]) -> None:
 
 
 def requirement_create(
-    *, team: Team, actor: User, title: str, at: dt.datetime | None = None, **fields: Any
+    *,
+    team: Team,
+    actor: User | None,
+    title: str,
+    at: dt.datetime | None = None,
+    origin: str = "",
+    note: str = "",
+    **fields: Any,
 ) -> Requirement:
     """Open a requirement in the first stage of the team's current workflow, loop 1. Any member may
-    propose. `at` backdates it (demo data and imports); by default it is now."""
+    propose. `at` backdates it (demo data and imports); by default it is now. With no actor, the
+    requirement is opened by opsteam itself and `origin` names what opened it (e.g. "watch:12"); the
+    creation event records both."""
     live = at is None  # backdated history (demo data, imports) notifies nobody
     at = at or timezone.now()
-    _check_member(actor=actor, team=team)
+    if actor is not None:
+        _check_member(actor=actor, team=team)
+    elif not origin:
+        raise InvalidInput({"origin": [_("A requirement opened by opsteam itself needs an origin.")]})
     requirement = Requirement(team=team, title=title, created_by=actor, created_at=at, stage_entered_at=at)
     _changed, m2m = _apply_fields(requirement, {"title": title, **fields}, team)
     with transaction.atomic():
@@ -399,8 +418,10 @@ def requirement_create(
             kind=EventKind.CREATE,
             actor=actor,
             at=at,
+            origin=origin,
+            note=note,
         )
-        if live:
+        if live and actor is not None:
             reminders.notify_stage_entered(requirement=requirement, stage=first, actor=actor)
         transaction.on_commit(lambda: _log_event(event.pk))
     return requirement
@@ -516,13 +537,36 @@ def _allowed_roles_for(definition: engine.WorkflowDef, from_stage: str, target: 
     return (transition.allowed_roles if transition else frozenset()) | {engine.LEAD}
 
 
-def loop_record_analysis(*, requirement_id: int, actor: User, conclusion: str, verdict: str) -> IterationLoop:
-    """Write the analysis conclusion of the requirement's current loop (analysts and leads)."""
+def loop_record_analysis(
+    *,
+    requirement_id: int,
+    actor: User,
+    conclusion: str,
+    verdict: str,
+    core_metric_moved: bool | None = None,
+    behaviour_moved: bool | None = None,
+    feedback_positive: bool | None = None,
+    metric_name: str = "",
+    metric_before: Decimal | None = None,
+    metric_after: Decimal | None = None,
+) -> IterationLoop:
+    """Write the analysis conclusion of the requirement's current loop (analysts and leads): the text,
+    the verdict, the three checks, and the target metric's values around the launch date as the caller
+    read them (dataloop.services.conclusion_record reads them from the observations)."""
     errors: dict[str, list[str]] = {}
     if not (conclusion or "").strip():
         errors["conclusion"] = [_("Write the conclusion.")]
+    elif len(conclusion) > TEXT_LIMITS["description"]:
+        errors["conclusion"] = [_("At most %(n)d characters.") % {"n": TEXT_LIMITS["description"]}]
     if verdict not in Verdict.values:
         errors["verdict"] = [_("Choose a verdict: %(choices)s.") % {"choices": ", ".join(Verdict.values)}]
+    for name, value in (
+        ("core_metric_moved", core_metric_moved),
+        ("behaviour_moved", behaviour_moved),
+        ("feedback_positive", feedback_positive),
+    ):
+        if value is None:
+            errors[name] = [_("Answer yes or no.")]
     if errors:
         raise InvalidInput(errors)
     with transaction.atomic():
@@ -535,8 +579,160 @@ def loop_record_analysis(*, requirement_id: int, actor: User, conclusion: str, v
         loop = requirement_current_loop(requirement=requirement)
         loop.conclusion = conclusion.strip()
         loop.verdict = verdict
-        loop.save(update_fields=["conclusion", "verdict"])
+        loop.core_metric_moved = core_metric_moved
+        loop.behaviour_moved = behaviour_moved
+        loop.feedback_positive = feedback_positive
+        loop.metric_name = metric_name[:100]
+        loop.metric_before = metric_before
+        loop.metric_after = metric_after
+        loop.analyzed_by = actor
+        loop.analyzed_at = timezone.now()
+        loop.save(
+            update_fields=[
+                "conclusion",
+                "verdict",
+                "core_metric_moved",
+                "behaviour_moved",
+                "feedback_positive",
+                "metric_name",
+                "metric_before",
+                "metric_after",
+                "analyzed_by",
+                "analyzed_at",
+            ]
+        )
     return loop
+
+
+# ------------------------------------------------------------------------------------ tracking plans
+
+TRACKING_EDITORS = frozenset({"pm", "engineer", "analyst", "lead"})
+TRACKING_PROPERTY_LIMIT = 50
+
+
+def _clean_tracking_fields(
+    fields: Mapping[str, Any], team: Team, *, partial: bool
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    cleaned: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    unknown = sorted(set(fields) - {"name", "trigger", "properties", "owner"})
+    if unknown:
+        errors["detail"] = [_("Unknown fields: %(names)s.") % {"names": ", ".join(unknown)}]
+    if "name" in fields or not partial:
+        name = str(fields.get("name") or "").strip()
+        if not name:
+            errors["name"] = [_("Name the event.")]
+        elif len(name) > 100:
+            errors["name"] = [_("At most %(n)d characters.") % {"n": 100}]
+        cleaned["name"] = name
+    if "trigger" in fields or not partial:
+        trigger = str(fields.get("trigger") or "").strip()
+        if not trigger:
+            errors["trigger"] = [_("Say when the event is logged.")]
+        elif len(trigger) > 300:
+            errors["trigger"] = [_("At most %(n)d characters.") % {"n": 300}]
+        cleaned["trigger"] = trigger
+    if "properties" in fields:
+        value = fields["properties"]
+        if isinstance(value, str):
+            value = [part for part in (p.strip() for p in value.replace("\n", ",").split(",")) if part]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            errors["properties"] = [_("A list of property names.")]
+        elif len(value) > TRACKING_PROPERTY_LIMIT or any(len(v) > 100 for v in value):
+            errors["properties"] = [
+                _("At most %(n)d properties of 100 characters each.") % {"n": TRACKING_PROPERTY_LIMIT}
+            ]
+        else:
+            cleaned["properties"] = [v.strip() for v in value if v.strip()]
+    if "owner" in fields:
+        owner = fields["owner"]
+        owner_id = getattr(owner, "pk", owner)
+        if owner_id in (None, ""):
+            cleaned["owner_id"] = None
+        elif not isinstance(owner_id, int) or not _team_user_ids(team, [owner_id]):
+            errors["owner"] = [_("The owner must be a member of the team.")]
+        else:
+            cleaned["owner_id"] = owner_id
+    return cleaned, errors
+
+
+def _tracking_event_locked(
+    *, event_id: int, actor: User
+) -> tuple[TrackingEvent, Requirement, frozenset[str]]:
+    """Lock the event's requirement (so plan edits and the instrument → analyze move serialise), then
+    the event; only the plan of an open requirement's current loop may change."""
+    found = TrackingEvent.objects.filter(pk=event_id).values_list("loop__requirement_id", flat=True).first()
+    if found is None:
+        raise NotFound()
+    requirement = requirement_get_for_user(user=actor, requirement_id=found, lock=True)
+    roles = _check_member(actor=actor, team=requirement.team)
+    event = TrackingEvent.objects.select_related("loop").get(pk=event_id)
+    if requirement.is_closed:
+        raise RequirementClosed(requirement.key)
+    if event.loop.number != requirement.loop_number:
+        raise InvalidInput({"detail": [_("Only the current loop's tracking plan can change.")]})
+    return event, requirement, roles
+
+
+def tracking_event_add(*, requirement_id: int, actor: User, **fields: Any) -> TrackingEvent:
+    """Add an event to the tracking plan of the requirement's current loop (PM, engineer, analyst, lead)."""
+    with transaction.atomic():
+        requirement = requirement_get_for_user(user=actor, requirement_id=requirement_id, lock=True)
+        roles = _check_member(actor=actor, team=requirement.team)
+        if not roles & TRACKING_EDITORS:
+            raise RoleNotAllowed(TRACKING_EDITORS)
+        if requirement.is_closed:
+            raise RequirementClosed(requirement.key)
+        cleaned, errors = _clean_tracking_fields(fields, requirement.team, partial=False)
+        loop = IterationLoop.objects.get(requirement=requirement, number=requirement.loop_number)
+        if "name" not in errors and TrackingEvent.objects.filter(loop=loop, name=cleaned["name"]).exists():
+            errors["name"] = [_("The plan already has an event of this name.")]
+        if errors:
+            raise InvalidInput(errors)
+        return TrackingEvent.objects.create(loop=loop, **cleaned)
+
+
+def tracking_event_update(*, event_id: int, actor: User, **fields: Any) -> TrackingEvent:
+    with transaction.atomic():
+        event, _requirement, roles = _tracking_event_locked(event_id=event_id, actor=actor)
+        if not roles & TRACKING_EDITORS:
+            raise RoleNotAllowed(TRACKING_EDITORS)
+        cleaned, errors = _clean_tracking_fields(fields, _requirement.team, partial=True)
+        if (
+            "name" in cleaned
+            and "name" not in errors
+            and TrackingEvent.objects.filter(loop=event.loop, name=cleaned["name"])
+            .exclude(pk=event.pk)
+            .exists()
+        ):
+            errors["name"] = [_("The plan already has an event of this name.")]
+        if errors:
+            raise InvalidInput(errors)
+        for name, value in cleaned.items():
+            setattr(event, name, value)
+        if cleaned:
+            event.save(update_fields=list(cleaned))
+    return event
+
+
+def tracking_event_set_status(*, event_id: int, actor: User, status: str) -> TrackingEvent:
+    """Move an event along planned → implemented → verified (or back to planned), as its role allows."""
+    with transaction.atomic():
+        event, _requirement, roles = _tracking_event_locked(event_id=event_id, actor=actor)
+        engine.check_tracking_status(current=event.status, target=status, roles=roles)
+        event.status = status
+        event.status_changed_by = actor
+        event.status_changed_at = timezone.now()
+        event.save(update_fields=["status", "status_changed_by", "status_changed_at"])
+    return event
+
+
+def tracking_event_delete(*, event_id: int, actor: User) -> None:
+    with transaction.atomic():
+        event, _requirement, roles = _tracking_event_locked(event_id=event_id, actor=actor)
+        if not roles & TRACKING_EDITORS:
+            raise RoleNotAllowed(TRACKING_EDITORS)
+        event.delete()
 
 
 def _log_event(event_id: int) -> None:

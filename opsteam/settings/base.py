@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "workflows",
     "history",
     "analytics",
+    "dataloop",
 ]
 
 MIDDLEWARE = [
@@ -195,6 +196,9 @@ CELERY_BEAT_SCHEDULE = {
     "due-sweep": {"task": "workflows.tasks.due_sweep", "schedule": 900.0},
     "digest-sweep": {"task": "workflows.tasks.digest_sweep", "schedule": 300.0},
     "deliveries-sweep": {"task": "notifications.tasks.deliveries_sweep", "schedule": 60.0},
+    # Watches are evaluated when observations arrive; this sweep catches what a lost hint missed and
+    # the days that pass without data. Evaluating twice changes nothing.
+    "watch-sweep": {"task": "dataloop.tasks.watch_sweep", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_QUEUE_DIR / "beat-schedule")
 
@@ -206,6 +210,8 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="opsteam <opsteam@localho
 EMAIL_TIMEOUT = 10
 # Absolute links in email and chat messages.
 OPSTEAM_BASE_URL = env("OPSTEAM_BASE_URL", default="http://127.0.0.1:8000")
+# Called with team= inside the transaction that creates a team (workflows.services.team_setup).
+OPSTEAM_TEAM_SETUP_HOOKS = ["dataloop.services.metrics_prefill"]
 
 LOGGING = {
     "version": 1,

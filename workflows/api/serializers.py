@@ -24,7 +24,6 @@ from workflows.models import (
     Stage,
     StageEvent,
     Transition,
-    Verdict,
     Workflow,
     WorkType,
 )
@@ -292,11 +291,6 @@ class AvailableTransitionSerializer(serializers.Serializer):
     missing_fields = serializers.ListField(child=serializers.CharField())
 
 
-class AnalysisSerializer(serializers.Serializer):
-    conclusion = serializers.CharField(max_length=TEXT_LIMITS["description"])
-    verdict = serializers.ChoiceField(choices=Verdict.choices)
-
-
 class StageEventSerializer(serializers.ModelSerializer):
     loop = serializers.IntegerField(source="loop.number", read_only=True)
     actor = UserBriefSerializer(read_only=True)
@@ -323,6 +317,12 @@ class LoopSerializer(serializers.ModelSerializer):
             "outcome",
             "conclusion",
             "verdict",
+            "core_metric_moved",
+            "behaviour_moved",
+            "feedback_positive",
+            "metric_name",
+            "metric_before",
+            "metric_after",
         ]
 
 

@@ -336,22 +336,6 @@ class RequirementViewSet(
         options = selectors.requirement_available_transitions(user=request.user, requirement=requirement)
         return Response(s.AvailableTransitionSerializer(options, many=True).data)
 
-    @extend_schema(
-        parameters=[ID_OR_KEY],
-        request=s.AnalysisSerializer,
-        responses=s.LoopSerializer,
-        summary=_("Write the analysis conclusion of the current loop (analysts)"),
-    )
-    @action(detail=True, methods=["post"], filter_backends=[])
-    def analysis(self, request: Request, pk: str) -> Response:
-        requirement = self.get_object()
-        data = s.AnalysisSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        loop = services.loop_record_analysis(
-            requirement_id=requirement.pk, actor=request.user, **data.validated_data
-        )
-        return Response(s.LoopSerializer(loop).data)
-
     @extend_schema(methods=["GET"], parameters=[ID_OR_KEY], responses=s.CommentSerializer(many=True))
     @extend_schema(
         methods=["POST"],
