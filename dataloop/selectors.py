@@ -175,7 +175,7 @@ def watch_series(*, watch: MetricWatch) -> list[tuple[dt.date, Decimal]]:
 
 
 def tracking_plan(*, loop: IterationLoop) -> list[TrackingEvent]:
-    return list(TrackingEvent.objects.filter(loop=loop).select_related("owner").order_by("id"))
+    return list(TrackingEvent.objects.filter(loop=loop).select_related("owner", "loop").order_by("id"))
 
 
 def tracking_progress(events: list[TrackingEvent]) -> dict[str, int]:
