@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import IterationLoop, Label, Requirement, Stage, StageEvent, Transition, Workflow
+from .models import IterationLoop, Label, Requirement, Stage, StageEvent, TrackingEvent, Transition, Workflow
 
 
 class StageInline(admin.TabularInline):
@@ -41,7 +41,19 @@ class ReadOnlyInline(admin.TabularInline):
 
 class LoopInline(ReadOnlyInline):
     model = IterationLoop
-    fields = ["number", "started_at", "closed_at", "outcome", "verdict"]
+    fields = [
+        "number",
+        "started_at",
+        "closed_at",
+        "outcome",
+        "verdict",
+        "core_metric_moved",
+        "behaviour_moved",
+        "feedback_positive",
+        "metric_name",
+        "metric_before",
+        "metric_after",
+    ]
 
 
 class EventInline(ReadOnlyInline):
@@ -90,3 +102,19 @@ class StageEventAdmin(admin.ModelAdmin):
 class LabelAdmin(admin.ModelAdmin):
     list_display = ["name", "team"]
     list_filter = ["team"]
+
+
+@admin.register(TrackingEvent)
+class TrackingEventAdmin(admin.ModelAdmin):
+    """Read-only: tracking plans change on the requirement page or through the API, as roles allow."""
+
+    list_display = ["name", "loop", "status", "owner", "status_changed_at"]
+    list_filter = ["status"]
+    search_fields = ["name", "loop__requirement__key"]
+    list_select_related = ["loop__requirement", "owner"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
