@@ -7,9 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 from django.urls import path
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,7 +19,10 @@ from rest_framework.views import APIView
 from opsteam.api import ErrorResponses
 
 from . import selectors
+from . import serializers as schemas
 from .params import describe, scope_from_query
+
+StrOrPromise = str | Promise
 
 QUERY = [
     OpenApiParameter("team", int, description=_("Team id. Without it: all teams you can see (staff: all).")),
@@ -35,39 +40,68 @@ QUERY = [
     ),
 ]
 
-METRICS: dict[str, tuple[Callable[[selectors.Scope], dict[str, Any]], str]] = {
+Compute = Callable[[selectors.Scope], dict[str, Any]]
+
+# name → (selector, summary, the answer's shape for the schema).
+METRICS: dict[str, tuple[Compute, StrOrPromise, type[serializers.Serializer]]] = {
     "cycle-time": (
         selectors.cycle_time,
-        "Loop cycle time of loops closed in the period: p50/p85/p95/mean/count, seconds.",
+        _("Loop cycle time of loops closed in the period: p50/p85/p95/mean/count, seconds."),
+        schemas.AnalyticsCycleTimeSerializer,
     ),
     "time-in-stage": (
         selectors.time_in_stage,
-        "Time in each stage over loops closed in the period, and the bottleneck.",
+        _("Time in each stage over loops closed in the period, and the bottleneck."),
+        schemas.AnalyticsTimeInStageSerializer,
     ),
-    "control-chart": (selectors.control_chart, "One point per closed loop, p50/p85 and the rolling average."),
+    "control-chart": (
+        selectors.control_chart,
+        _("One point per closed loop, p50/p85 and the rolling average."),
+        schemas.AnalyticsControlChartSerializer,
+    ),
     "cumulative-flow": (
         selectors.cumulative_flow,
-        "Open loops per stage at the end of each day, and loops closed.",
+        _("Open loops per stage at the end of each day, and loops closed."),
+        schemas.AnalyticsCumulativeFlowSerializer,
     ),
-    "throughput": (selectors.throughput, "Loops closed per ISO week, by outcome."),
-    "wip": (selectors.wip, "Open loops per stage now, with their age and time in the current stage."),
-    "sla": (selectors.sla, "Per stage: visits ended in the period, those past the SLA, the breach rate."),
-    "rework": (selectors.rework, "Backward transitions per stage; share of closed loops with rework."),
+    "throughput": (
+        selectors.throughput,
+        _("Loops closed per ISO week, by outcome."),
+        schemas.AnalyticsThroughputSerializer,
+    ),
+    "wip": (
+        selectors.wip,
+        _("Open loops per stage now, with their age and time in the current stage."),
+        schemas.AnalyticsWipSerializer,
+    ),
+    "sla": (
+        selectors.sla,
+        _("Per stage: visits ended in the period, those past the SLA, the breach rate."),
+        schemas.AnalyticsSlaSerializer,
+    ),
+    "rework": (
+        selectors.rework,
+        _("Backward transitions per stage; share of closed loops with rework."),
+        schemas.AnalyticsReworkSerializer,
+    ),
     "loops-per-requirement": (
         selectors.loops_per_requirement,
-        "Loops taken by requirements closed in the period.",
+        _("Loops taken by requirements closed in the period."),
+        schemas.AnalyticsLoopsPerRequirementSerializer,
     ),
 }
 
 
-def _view(name: str, compute: Callable[[selectors.Scope], dict[str, Any]], summary: str) -> type[APIView]:
+def _view(
+    name: str, compute: Compute, summary: StrOrPromise, shape: type[serializers.Serializer]
+) -> type[APIView]:
     class MetricView(APIView):
         @extend_schema(
             operation_id=f"analytics_{name.replace('-', '_')}",
             summary=summary,
             tags=["analytics"],
             parameters=QUERY,
-            responses={200: OpenApiTypes.OBJECT, **ErrorResponses.of(400)},
+            responses={200: shape, **ErrorResponses.of(400)},
         )
         def get(self, request: Request) -> Response:
             scope = scope_from_query(request.query_params, user=request.user)
@@ -88,6 +122,6 @@ def _jsonable(value: Any) -> Any:
 
 
 urlpatterns = [
-    path(f"analytics/{name}/", _view(name, compute, summary).as_view(), name=f"api-analytics-{name}")
-    for name, (compute, summary) in METRICS.items()
+    path(f"analytics/{name}/", _view(name, compute, summary, shape).as_view(), name=f"api-analytics-{name}")
+    for name, (compute, summary, shape) in METRICS.items()
 ]
