@@ -193,8 +193,8 @@ class ObservationImportView(APIView):
 
     @extend_schema(
         parameters=[TEAM_ID],
-        request={"multipart/form-data": s.ImportRequestSerializer},
-        responses={200: s.ImportResultSerializer, **ErrorResponses.of(400, 401, 403, 404)},
+        request={"multipart/form-data": s.ObservationImportRequestSerializer},
+        responses={200: s.ObservationImportResultSerializer, **ErrorResponses.of(400, 401, 403, 404)},
         summary=_(
             "Import observations from CSV: every row is checked first; a bad row rejects the file with its line"
         ),

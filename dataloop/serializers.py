@@ -104,13 +104,13 @@ class ObservationWriteSerializer(serializers.Serializer):
     loop = _id(required=False, allow_null=True, default=None, help_text=_("A loop id of the same team."))
 
 
-class ImportResultSerializer(serializers.Serializer):
+class ObservationImportResultSerializer(serializers.Serializer):
     created = serializers.IntegerField()
     updated = serializers.IntegerField()
     unchanged = serializers.IntegerField()
 
 
-class ImportRequestSerializer(serializers.Serializer):
+class ObservationImportRequestSerializer(serializers.Serializer):
     file = serializers.FileField(
         help_text=_("CSV with columns metric, date, value and optionally segment, loop (e.g. GROW-12#2).")
     )

@@ -156,6 +156,7 @@ SPECTACULAR_SETTINGS = {
         "LoopOutcomeEnum": "workflows.models.LoopOutcome.choices",
         "NotificationKindEnum": "notifications.models.Kind.choices",
         "EventKindEnum": "workflows.models.EventKind.choices",
+        "TrackingStatusEnum": "workflows.models.TrackingStatus.choices",
     },
 }
 
@@ -212,6 +213,9 @@ EMAIL_TIMEOUT = 10
 OPSTEAM_BASE_URL = env("OPSTEAM_BASE_URL", default="http://127.0.0.1:8000")
 # Called with team= inside the transaction that creates a team (workflows.services.team_setup).
 OPSTEAM_TEAM_SETUP_HOOKS = ["dataloop.services.metrics_prefill"]
+# Called with team=, people=, now=, tz= inside the transaction of workflows.demo.seed_demo, after the demo
+# requirements have played out, to add the other apps' demo data.
+OPSTEAM_DEMO_HOOKS = ["dataloop.demo.seed"]
 
 LOGGING = {
     "version": 1,
