@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from roles.models import Role, Team
@@ -162,7 +163,7 @@ class WatchFiring(models.Model):
     requirement = models.ForeignKey(
         Requirement, on_delete=models.SET_NULL, null=True, related_name="+", verbose_name=_("requirement")
     )
-    fired_at = models.DateTimeField(_("fired at"), auto_now_add=True)
+    fired_at = models.DateTimeField(_("fired at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("watch firing")

@@ -524,7 +524,7 @@ def watch_evaluate(*, watch_id: int, now: dt.datetime | None = None) -> WatchFir
     (after the streak that fired it last) and the requirement it opened last is not open, open one from
     its template, record the firing, and tell the owners. Runs under the watch's row lock, and the
     firing is unique per streak, so concurrent or repeated runs fire at most once. An explicit `now`
-    (demo data, tests) also dates the requirement it opens."""
+    (demo history) dates the firing and the requirement it opens, and notifies nobody."""
     opened_at = now
     now = now or timezone.now()
     with transaction.atomic():
@@ -555,6 +555,7 @@ def watch_evaluate(*, watch_id: int, now: dt.datetime | None = None) -> WatchFir
             with transaction.atomic():
                 firing = WatchFiring.objects.create(
                     watch=watch,
+                    fired_at=now,
                     streak_start=streak.start,
                     streak_end=streak.end,
                     values=[str(value.normalize()) for value in streak.values],
@@ -567,7 +568,8 @@ def watch_evaluate(*, watch_id: int, now: dt.datetime | None = None) -> WatchFir
         watch.open_requirement = requirement
         watch.fired_through = streak.end
         watch.save(update_fields=["open_requirement", "fired_through", "evaluated_at"])
-        _notify_watch_owners(watch, requirement)
+        if opened_at is None:  # backdated evaluations (demo history) tell nobody, as backdated moves don't
+            _notify_watch_owners(watch, requirement)
         logger.info("watch %s fired: opened %s", watch.pk, requirement.key)
     return firing
 

@@ -1,11 +1,12 @@
 """The demo team `manage.py seed_demo` builds: 增长运营组 Growth Ops (GROW), nine people and forty
-requirements with six months of history, made only through the services so the event log is exactly
-what the product would have recorded.
+requirements with six months of history, made through the services so the event log is exactly what
+the product would have recorded (only the wall-clock stamps the tracking-plan and analysis services set
+are backdated afterwards). Other apps add their side of the demo through settings.OPSTEAM_DEMO_HOOKS.
 
-Each requirement is a script: who proposes it, its fields, and the path it took through the default
-workflow. The times of the moves are planned backwards from where the requirement ends up (closed some
-days ago, or sitting in its stage for some multiple of the stage's SLA), so a fixed `now` gives the same
-history every time."""
+Each requirement is a script: who proposes it, its fields, the path it took through the default
+workflow, the tracking plan of each loop and the conclusion of each analysis. The times of the moves are
+planned backwards from where the requirement ends up (closed some days ago, or sitting in its stage for
+some multiple of the stage's SLA), so a fixed `now` gives the same history every time."""
 
 from __future__ import annotations
 
@@ -16,17 +17,19 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from roles import services as role_services
 from roles.models import Team
 
 from . import services
 from .defaults import DEFAULT_STAGES
-from .models import IterationLoop, Requirement, StageEvent
+from .models import IterationLoop, Requirement, StageEvent, TrackingEvent
 
 TEAM_NAME = "增长运营组 Growth Ops"
 KEY_PREFIX = "GROW"
@@ -71,8 +74,11 @@ class Script:
     `path` lists the moves after creation: a stage slug, `iterate` or `close`; `!` before a move makes
     the lead do it, `~2.5` after it says the requirement sat 2.5× the SLA of the stage it leaves (otherwise
     the time is drawn at random, mostly within the SLA). `analyses` holds (verdict, conclusion, next step)
-    for each analyze → optimize move. A closed requirement closed `closed_days_ago`; an open one has been
-    in its current stage `stuck` × that stage's SLA."""
+    for each analyze → optimize move, and `checks` the three checks of each conclusion as y/n for core metric
+    moved, user behaviour moved, feedback positive (by default what its verdict implies). `tracking` is the
+    tracking plan each loop adds when it reaches instrument: (event name, trigger, properties). A closed
+    requirement closed `closed_days_ago`; an open one has been in its current stage `stuck` × that stage's
+    SLA."""
 
     title: str
     ops: str
@@ -96,6 +102,8 @@ class Script:
     people: str = ""
     budget: int | None = None
     other: str = ""
+    tracking: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    checks: tuple[str, ...] = ()
 
 
 LOOP = "design build instrument analyze optimize"
@@ -133,6 +141,20 @@ SCRIPTS: tuple[Script, ...] = (
         people="前端1人、后端1人",
         budget=50000,
         other="风控规则配置;短信通道额度",
+        tracking=(
+            (
+                "coupon_popup_show",
+                "注册成功页或首页弹出新人红包弹窗时",
+                ("user_id", "page", "coupon_id", "channel"),
+            ),
+            ("coupon_claim", "用户点击“立即领取”并领取成功时", ("user_id", "coupon_id", "amount")),
+            (
+                "first_order_submit",
+                "新用户提交首笔订单时",
+                ("user_id", "order_id", "order_amount", "coupon_id"),
+            ),
+            ("coupon_expiry_push_send", "红包到期前2小时发送提醒推送时", ("user_id", "coupon_id", "push_id")),
+        ),
     ),
     Script(
         title="次日留存:新手任务与福利礼包",
@@ -160,6 +182,19 @@ SCRIPTS: tuple[Script, ...] = (
         due_in_days=60,
         people="前端1人、后端1人、设计0.5人",
         budget=20000,
+        tracking=(
+            (
+                "newbie_task_card_show",
+                "首页顶部新手任务卡曝光时",
+                ("user_id", "task_step", "days_since_register"),
+            ),
+            (
+                "newbie_task_step_done",
+                "用户完成收藏、关注、下单中的任一步时",
+                ("user_id", "task_name", "step_index"),
+            ),
+            ("welcome_pack_claim", "三步全部完成并领取福利礼包时", ("user_id", "pack_id", "day_index")),
+        ),
     ),
     Script(
         title="渠道投放:信息流广告落地页 A/B 测试",
@@ -176,6 +211,19 @@ SCRIPTS: tuple[Script, ...] = (
         labels=("投放", "A/B测试"),
         budget=80000,
         other="信息流渠道预算",
+        tracking=(
+            (
+                "landing_page_view",
+                "用户打开信息流广告落地页时",
+                ("variant", "channel", "creative_id", "utm_source"),
+            ),
+            (
+                "one_tap_register_click",
+                "用户点击落地页首屏“一键注册”按钮时",
+                ("variant", "channel", "creative_id"),
+            ),
+            ("register_success", "落地页来源的用户注册成功时", ("user_id", "variant", "channel")),
+        ),
     ),
     Script(
         title="社群裂变:老带新拼团,邀请3人成团享5折",
@@ -201,6 +249,23 @@ SCRIPTS: tuple[Script, ...] = (
         work_type="innovation",
         people="前端1人、后端1人",
         budget=30000,
+        tracking=(
+            (
+                "group_buy_share",
+                "用户在拼团页点击分享到微信群或朋友圈时",
+                ("user_id", "group_id", "share_target", "sku_id"),
+            ),
+            (
+                "group_buy_join",
+                "被邀请用户打开分享卡片并参团时",
+                ("user_id", "group_id", "inviter_id", "is_new_user"),
+            ),
+            (
+                "group_buy_complete",
+                "拼团人数凑齐、成团成功时",
+                ("group_id", "member_count", "minutes_to_complete"),
+            ),
+        ),
     ),
     Script(
         title="会员复购:按 RFM 分层推送专属优惠券",
@@ -221,6 +286,19 @@ SCRIPTS: tuple[Script, ...] = (
         due_in_days=75,
         people="后端1人、数据0.5人",
         budget=40000,
+        tracking=(
+            ("rfm_segment_assign", "每天凌晨按 RFM 模型给会员分层时", ("user_id", "segment", "recency_days")),
+            (
+                "member_coupon_send",
+                "按分层推送专属优惠券时",
+                ("user_id", "segment", "coupon_id", "is_control"),
+            ),
+            (
+                "member_coupon_redeem",
+                "会员使用专属优惠券下单时",
+                ("user_id", "segment", "coupon_id", "order_id"),
+            ),
+        ),
     ),
     Script(
         title="降低配送投诉率:超时自动补偿优惠券",
@@ -237,6 +315,23 @@ SCRIPTS: tuple[Script, ...] = (
         priority="P1",
         labels=("客诉",),
         budget=15000,
+        tracking=(
+            (
+                "delivery_overdue_detect",
+                "订单超过承诺送达时间30分钟、被系统判定超时时",
+                ("order_id", "overdue_minutes", "rider_id"),
+            ),
+            (
+                "compensation_coupon_send",
+                "超时订单自动发放5元补偿券并致歉时",
+                ("order_id", "user_id", "coupon_id"),
+            ),
+            (
+                "complaint_submit",
+                "用户在订单页或客服入口提交投诉时",
+                ("order_id", "user_id", "complaint_type"),
+            ),
+        ),
     ),
     Script(
         title="商家入驻流程简化:资质上传从5步减到3步",
@@ -270,6 +365,19 @@ SCRIPTS: tuple[Script, ...] = (
         labels=("内容安全",),
         pace=0.15,
         due_in_days=2,
+        tracking=(
+            (
+                "post_precheck_result",
+                "发帖经过关键词与图片识别预审、得出结果时",
+                ("post_id", "result", "hit_rule"),
+            ),
+            (
+                "manual_review_done",
+                "人工复核完成、给出通过或下架结论时",
+                ("post_id", "reviewer_id", "decision", "wait_minutes"),
+            ),
+            ("violation_post_takedown", "违规内容被下架时", ("post_id", "online_hours", "penalty_level")),
+        ),
     ),
     Script(
         title="P0:支付回调失败导致首单红包未发放",
@@ -288,6 +396,14 @@ SCRIPTS: tuple[Script, ...] = (
         labels=("新客", "红包", "故障"),
         pace=0.1,
         due_in_days=1,
+        tracking=(
+            (
+                "payment_callback_retry",
+                "支付回调失败进入重试队列、每次重试时",
+                ("order_id", "attempt", "error_code"),
+            ),
+            ("first_order_coupon_grant", "首单红包发放成功或失败时", ("order_id", "user_id", "result")),
+        ),
     ),
     Script(
         title="P0:在线客服排队超过10分钟",
@@ -305,6 +421,11 @@ SCRIPTS: tuple[Script, ...] = (
         pace=0.2,
         due_in_days=3,
         people="客服主管、后端1人",
+        tracking=(
+            ("cs_queue_enter", "用户进入人工客服排队时", ("session_id", "queue_length", "entry_page")),
+            ("cs_bot_answer", "智能客服回答常见问题时", ("session_id", "question_id", "resolved")),
+            ("cs_callback_request", "排队超过3分钟、用户选择回电时", ("session_id", "wait_seconds")),
+        ),
     ),
     Script(
         title="Push reminder before coupons expire",
@@ -331,6 +452,19 @@ SCRIPTS: tuple[Script, ...] = (
         outcome="done",
         closed_days_ago=33,
         labels=("召回", "推送"),
+        tracking=(
+            (
+                "coupon_expiry_push_send",
+                "When the expiry push or SMS is sent",
+                ("user_id", "coupon_id", "hours_to_expiry", "channel"),
+            ),
+            (
+                "coupon_expiry_push_open",
+                "When the user opens the push and lands in the cart",
+                ("user_id", "coupon_id", "push_id"),
+            ),
+            ("coupon_redeem", "When an order is paid with the coupon", ("user_id", "coupon_id", "order_id")),
+        ),
     ),
     Script(
         title="积分商城上线:积分兑换优惠券和实物",
@@ -377,6 +511,15 @@ SCRIPTS: tuple[Script, ...] = (
         closed_days_ago=112,
         close_note="只带来领券行为,不是真实活跃,停止投入。",
         labels=("活动",),
+        tracking=(
+            ("checkin_calendar_view", "用户打开个人中心的打卡日历时", ("user_id", "streak_days")),
+            ("checkin_submit", "用户完成当天打卡时", ("user_id", "streak_days")),
+            (
+                "checkin_coupon_claim",
+                "连续打卡第3天、第7天领取优惠券时",
+                ("user_id", "streak_days", "coupon_id"),
+            ),
+        ),
     ),
     Script(
         title="618大促预热:短信 + App 弹窗分层触达",
@@ -394,6 +537,12 @@ SCRIPTS: tuple[Script, ...] = (
         labels=("大促", "推送"),
         budget=120000,
         other="短信通道额度;大促会场设计",
+        tracking=(
+            ("promo_sms_send", "按用户分层发送预热短信时", ("user_id", "segment", "template_id")),
+            ("promo_popup_show", "App 启动后展示大促预热弹窗时", ("user_id", "segment", "popup_id")),
+            ("promo_venue_view", "用户进入大促会场页时", ("user_id", "source", "segment")),
+            ("promo_order_pay", "大促期间订单支付成功时", ("order_id", "user_id", "order_amount", "source")),
+        ),
     ),
     Script(
         title="沉睡用户召回短信",
@@ -412,6 +561,15 @@ SCRIPTS: tuple[Script, ...] = (
         closed_days_ago=85,
         labels=("召回",),
         budget=10000,
+        tracking=(
+            (
+                "winback_sms_send",
+                "给30天未登录的用户发送召回短信时",
+                ("user_id", "spend_group", "template_id"),
+            ),
+            ("winback_link_open", "用户点击短信里的专属福利链接时", ("user_id", "template_id")),
+            ("winback_order_submit", "被召回用户7日内下单时", ("user_id", "order_id", "days_since_sms")),
+        ),
     ),
     Script(
         title="注册流程简化:手机号一键登录",
@@ -427,6 +585,11 @@ SCRIPTS: tuple[Script, ...] = (
         closed_days_ago=140,
         labels=("新客",),
         people="前端1人、后端1人",
+        tracking=(
+            ("one_tap_login_show", "注册页展示运营商一键登录时", ("carrier", "os")),
+            ("one_tap_login_result", "一键登录成功或失败时", ("carrier", "result", "error_code")),
+            ("sms_code_fallback", "一键登录失败、回退到短信验证码时", ("carrier", "reason")),
+        ),
     ),
     Script(
         title="邀请返利:邀请人和被邀请人各得5元",
@@ -441,6 +604,15 @@ SCRIPTS: tuple[Script, ...] = (
         stuck=0.5,
         labels=("裂变",),
         budget=25000,
+        tracking=(
+            ("invite_link_share", "邀请人分享邀请链接时", ("inviter_id", "share_target")),
+            ("invite_accept", "被邀请人通过链接注册时", ("user_id", "inviter_id", "device_id")),
+            (
+                "invite_reward_grant",
+                "邀请双方各得5元券、发放成功时",
+                ("inviter_id", "invitee_id", "coupon_id"),
+            ),
+        ),
     ),
     Script(
         title="KOL 达人社群:旅行达人、美食达人带动内容",
@@ -456,6 +628,11 @@ SCRIPTS: tuple[Script, ...] = (
         work_type="innovation",
         due_in_days=14,
         budget=20000,
+        tracking=(
+            ("kol_post_publish", "达人在社群或社区发布内容时", ("kol_id", "category", "post_id")),
+            ("community_message_send", "社群内用户发言时", ("group_id", "user_id", "is_kol")),
+            ("kol_post_feature", "达人内容同步到社区首页时", ("post_id", "kol_id")),
+        ),
     ),
     Script(
         title="搜索结果页增加“猜你喜欢”",
@@ -471,6 +648,12 @@ SCRIPTS: tuple[Script, ...] = (
         closed_days_ago=102,
         close_note="推荐质量不够,先补齐商品标签再说。",
         labels=("搜索",),
+        tracking=(
+            ("search_result_show", "搜索结果页展示时", ("query", "result_count", "has_recommend")),
+            ("search_recommend_click", "用户点击“猜你喜欢”推荐商品时", ("query", "sku_id", "position")),
+            ("search_order_submit", "从搜索进入商品并下单时", ("query", "order_id", "from_recommend")),
+        ),
+        checks=("nnn",),
     ),
     Script(
         title="Onboarding checklist for new merchants",
@@ -489,6 +672,19 @@ SCRIPTS: tuple[Script, ...] = (
         stuck=0.5,
         labels=("商家",),
         due_in_days=14,
+        tracking=(
+            (
+                "merchant_checklist_view",
+                "When a new merchant opens the dashboard checklist",
+                ("merchant_id", "steps_done"),
+            ),
+            ("merchant_checklist_step_done", "When a checklist step is completed", ("merchant_id", "step")),
+            (
+                "merchant_first_product_listed",
+                "When the merchant's first product goes live",
+                ("merchant_id", "days_since_signup"),
+            ),
+        ),
     ),
     Script(
         title="商家经营诊断周报",
@@ -521,6 +717,15 @@ SCRIPTS: tuple[Script, ...] = (
         closed_days_ago=12,
         labels=("客单价", "A/B测试"),
         budget=50000,
+        tracking=(
+            (
+                "cart_threshold_tip_show",
+                "购物车展示“还差X元可减”提示时",
+                ("user_id", "cart_amount", "gap_amount"),
+            ),
+            ("add_on_item_click", "用户点击凑单推荐商品时", ("user_id", "sku_id", "price_band")),
+            ("order_submit", "用户提交订单时", ("order_id", "order_amount", "discount_amount", "threshold")),
+        ),
     ),
     Script(
         title="DAU 提升:每日个性化内容推送",
@@ -539,6 +744,11 @@ SCRIPTS: tuple[Script, ...] = (
         labels=("推送", "内容"),
         work_type="innovation",
         due_in_days=120,
+        tracking=(
+            ("content_push_send", "个性化内容推送发出时", ("user_id", "content_id", "category")),
+            ("content_push_open", "用户点击推送打开 App 时", ("user_id", "content_id", "push_id")),
+            ("app_launch", "App 启动时", ("user_id", "source", "is_weekend")),
+        ),
     ),
     Script(
         title="新人专享价商品池",
@@ -554,6 +764,10 @@ SCRIPTS: tuple[Script, ...] = (
         closed_days_ago=150,
         labels=("新客",),
         budget=30000,
+        tracking=(
+            ("newcomer_price_view", "新用户浏览新人专享价商品时", ("user_id", "sku_id", "price")),
+            ("first_order_submit", "新用户提交首笔订单时", ("user_id", "order_id", "has_newcomer_sku")),
+        ),
     ),
     Script(
         title="评价晒单返积分",
@@ -568,6 +782,11 @@ SCRIPTS: tuple[Script, ...] = (
         outcome="done",
         closed_days_ago=48,
         labels=("积分", "内容"),
+        tracking=(
+            ("review_submit", "用户提交商品评价时", ("order_id", "sku_id", "image_count")),
+            ("review_points_grant", "带图评价审核通过、发放50积分时", ("review_id", "user_id", "points")),
+            ("review_pin", "优质评价被置顶时", ("review_id", "sku_id")),
+        ),
     ),
     Script(
         title="App 启动页广告位优化",
@@ -586,6 +805,11 @@ SCRIPTS: tuple[Script, ...] = (
         closed_days_ago=25,
         close_note="用户反馈负面,启动页恢复为纯品牌展示。",
         labels=("广告",),
+        tracking=(
+            ("splash_show", "App 启动页展示时", ("user_id", "creative_id", "segment", "duration_ms")),
+            ("splash_click", "用户点击启动页素材时", ("user_id", "creative_id", "segment")),
+            ("splash_skip", "用户点击“跳过”时", ("user_id", "creative_id", "shown_ms")),
+        ),
     ),
     Script(
         title="渠道归因:UTM 参数规范与渠道看板",
@@ -600,6 +824,14 @@ SCRIPTS: tuple[Script, ...] = (
         outcome="done",
         closed_days_ago=118,
         labels=("投放", "数据"),
+        tracking=(
+            (
+                "app_install_attributed",
+                "新安装用户首次打开并匹配到渠道参数时",
+                ("utm_source", "utm_medium", "utm_campaign"),
+            ),
+            ("register_success", "用户注册成功时", ("user_id", "utm_source", "utm_campaign")),
+        ),
     ),
     Script(
         title="首页改版:核心功能入口前置",
@@ -661,6 +893,12 @@ SCRIPTS: tuple[Script, ...] = (
         labels=("社群", "分销"),
         work_type="innovation",
         budget=40000,
+        tracking=(
+            ("leader_apply_submit", "用户提交团长申请时", ("user_id", "community_id")),
+            ("leader_link_order", "通过团长专属链接下单时", ("order_id", "leader_id", "order_amount")),
+            ("leader_commission_settle", "团长佣金结算到账时", ("leader_id", "amount", "settle_days")),
+        ),
+        checks=("yyn", "yyy"),
     ),
     Script(
         title="内容运营:每天话题栏目",
@@ -684,6 +922,12 @@ SCRIPTS: tuple[Script, ...] = (
         closed_days_ago=3,
         labels=("内容", "社区"),
         budget=5000,
+        tracking=(
+            ("topic_entry_click", "用户点击社区首页或运动结束页的话题入口时", ("topic_id", "entry")),
+            ("topic_post_publish", "用户发布带话题的运动记录时", ("topic_id", "user_id", "sport_type")),
+            ("topic_prompt_show", "运动结束、弹出“参加今日话题”提示时", ("topic_id", "user_id")),
+        ),
+        checks=("nny", "nyy", "yyy"),
     ),
     Script(
         title="高校渠道试点:校园大使计划",
@@ -702,6 +946,14 @@ SCRIPTS: tuple[Script, ...] = (
         labels=("投放", "校园"),
         due_in_days=25,
         budget=30000,
+        tracking=(
+            (
+                "campus_invite_code_use",
+                "新用户注册时填写校园邀请码时",
+                ("user_id", "school_id", "ambassador_id"),
+            ),
+            ("campus_first_order", "校园渠道新客完成首单时", ("user_id", "school_id", "order_id")),
+        ),
     ),
     Script(
         title="Landing page speed: first paint under 1.5 s",
@@ -720,6 +972,18 @@ SCRIPTS: tuple[Script, ...] = (
         outcome="done",
         closed_days_ago=55,
         labels=("投放", "性能"),
+        tracking=(
+            (
+                "landing_first_paint",
+                "When the landing page's first screen has painted",
+                ("page_id", "first_paint_ms", "network"),
+            ),
+            (
+                "landing_bounce",
+                "When a visitor leaves without any interaction",
+                ("page_id", "seconds_on_page", "channel"),
+            ),
+        ),
     ),
     Script(
         title="NPS 调研:订单完成后问卷",
@@ -734,6 +998,10 @@ SCRIPTS: tuple[Script, ...] = (
         outcome="done",
         closed_days_ago=165,
         labels=("调研",),
+        tracking=(
+            ("nps_survey_push", "订单完成后第3天推送 NPS 问卷时", ("order_id", "user_id")),
+            ("nps_answer_submit", "用户提交问卷时", ("user_id", "score", "reason_tag")),
+        ),
     ),
     Script(
         title="客服机器人自动回复常见问题",
@@ -749,6 +1017,12 @@ SCRIPTS: tuple[Script, ...] = (
         closed_days_ago=64,
         close_note="满意度低于85%的底线,改为在订单页直接展示进度。",
         labels=("客服",),
+        tracking=(
+            ("cs_bot_question", "用户向客服机器人提问时", ("session_id", "question_id", "matched")),
+            ("cs_transfer_human", "三轮未解决、转人工时", ("session_id", "rounds")),
+            ("cs_session_rate", "会话结束、用户评价满意度时", ("session_id", "score", "handled_by")),
+        ),
+        checks=("nyn",),
     ),
     Script(
         title="优惠券叠加规则调整",
@@ -778,6 +1052,23 @@ SCRIPTS: tuple[Script, ...] = (
         stuck=0.4,
         labels=("裂变", "A/B测试"),
         due_in_days=50,
+        tracking=(
+            (
+                "share_card_show",
+                "When the share card is shown after payment",
+                ("order_id", "card_style", "saving_amount"),
+            ),
+            (
+                "share_card_send",
+                "When the buyer sends the card to a chat",
+                ("order_id", "card_style", "target"),
+            ),
+            (
+                "share_card_open",
+                "When a friend opens the card's mini-program preview",
+                ("card_id", "viewer_is_new"),
+            ),
+        ),
     ),
     Script(
         title="直播带货试点",
@@ -819,6 +1110,13 @@ REWORK_NOTES: dict[tuple[str, str], tuple[str, ...]] = {
     ),
 }
 DONE_NOTES = ("目标达成,转为常规运营", "Target met; handed over to daily operations")
+# The three checks of a conclusion (core metric moved, user behaviour moved, feedback positive) that a
+# verdict implies unless the script says otherwise: a loop improved only if its core metric moved.
+CHECKS_BY_VERDICT = {"improved": "yyy", "flat": "nny", "worse": "nyn"}
+# How far an open requirement sitting in instrument has got with its tracking plan, event by event: a
+# long wait shows a plan half done, a recent arrival one barely started.
+UNFINISHED_PLAN = {"long": ("verified", "implemented"), "recent": ("implemented",)}
+TRACKING_ORDER = ("planned", "implemented", "verified")
 
 
 @dataclass(frozen=True)
@@ -878,7 +1176,11 @@ def seed_demo(
                     team=team, user=people[person.username], roles=person.roles, actor=None
                 )
         for script, plan in plans:
-            _play(team=team, script=script, plan=plan, people=people, tz=tz)
+            _play(team=team, script=script, plan=plan, people=people, now=now, tz=tz)
+        # Apps above this one add their side of the demo (the data loop's metrics, watches and goals)
+        # without this app importing them.
+        for hook in settings.OPSTEAM_DEMO_HOOKS:
+            import_string(hook)(team=team, people=people, now=now, tz=tz)
     _write(stdout, summary(team))
     _write(stdout, f"Log in as “{DEMO_USERNAME}” (lead of {KEY_PREFIX}, site staff).")
     return team
@@ -938,6 +1240,12 @@ def _plan(script: Script, index: int, rng: random.Random, now: dt.datetime, tz: 
         stage = {"iterate": "propose", "close": stage}.get(target, target)
     if sum(1 for m in moves if m[:2] == ("analyze", "optimize")) != len(script.analyses):
         raise ValueError(f"{script.title}: one analysis is needed for each analyze → optimize move.")
+    if script.checks and len(script.checks) != len(script.analyses):
+        raise ValueError(f"{script.title}: give the checks of every analysis or of none.")
+    if any(target == "instrument" for _from, target, _lead, _factor in moves) and not (
+        2 <= len(script.tracking) <= 4
+    ):
+        raise ValueError(f"{script.title}: a requirement that reaches instrument needs 2–4 tracking events.")
 
     hours = []
     for from_stage, _target, _by_lead, factor in moves:
@@ -1003,6 +1311,7 @@ def _play(
     script: Script,
     plan: Plan,
     people: dict[str, AbstractBaseUser],
+    now: dt.datetime,
     tz: dt.tzinfo,
 ) -> None:
     ops = people[script.ops]
@@ -1041,21 +1350,47 @@ def _play(
         assignee=assignee,
         watchers=sorted(w.pk for w in watchers),
     )
-    analyses = iter(script.analyses)
+    engineer = people[plan.engineer]
+    analyses = iter(zip(script.analyses, _checks(script), strict=True))
     loop_number = 1
+    tracking: dict[int, str] = {}  # the current loop's tracking plan: event id → status
+    entered = plan.start  # when the requirement entered the stage it is in
     for step in plan.steps:
         actor = people[DEMO_USERNAME] if step.by_lead else owner[step.from_stage]
-        if (step.from_stage, step.target) == ("design", "build"):
+        move = (step.from_stage, step.target)
+        if move == ("design", "build"):
             services.requirement_update(
                 requirement_id=requirement.pk,
                 actor=pm,
                 design=f"PRD v{loop_number}: https://wiki.growth.example.com/prd/{requirement.key.lower()}-v{loop_number}",
             )
-        if (step.from_stage, step.target) == ("analyze", "optimize"):
-            verdict, conclusion, _next_step = next(analyses)
-            services.loop_record_analysis(
-                requirement_id=requirement.pk, actor=analyst, conclusion=conclusion, verdict=verdict
+        if move == ("instrument", "build"):
+            # The check failed: everything was implemented, and the analyst sends the last event back.
+            for event_id in tracking:
+                _track(tracking, event_id, "implemented", engineer=engineer, analyst=analyst, at=step.at)
+            _track(tracking, max(tracking), "planned", engineer=engineer, analyst=analyst, at=step.at)
+        if move == ("instrument", "analyze"):
+            implemented_at = entered + (step.at - entered) * 0.4
+            verified_at = entered + (step.at - entered) * 0.85
+            for event_id in tracking:
+                _track(
+                    tracking, event_id, "implemented", engineer=engineer, analyst=analyst, at=implemented_at
+                )
+                _track(tracking, event_id, "verified", engineer=engineer, analyst=analyst, at=verified_at)
+        if move == ("analyze", "optimize"):
+            (verdict, conclusion, _next_step), checks = next(analyses)
+            loop = services.loop_record_analysis(
+                requirement_id=requirement.pk,
+                actor=analyst,
+                conclusion=conclusion,
+                verdict=verdict,
+                core_metric_moved=checks[0] == "y",
+                behaviour_moved=checks[1] == "y",
+                feedback_positive=checks[2] == "y",
+                metric_name=script.target_metric,
             )
+            # The service stamps the wall clock; the demo's history is backdated.
+            IterationLoop.objects.filter(pk=loop.pk).update(analyzed_at=step.at)
         services.requirement_transition(
             requirement_id=requirement.pk,
             actor=actor,
@@ -1065,11 +1400,64 @@ def _play(
             outcome=script.outcome if step.target == "close" else "",
             at=step.at,
         )
-        if (step.from_stage, step.target) == ("build", "instrument"):
+        if move == ("build", "instrument"):
             services.requirement_update(
-                requirement_id=requirement.pk,
-                actor=people[plan.engineer],
-                launch_date=step.at.astimezone(tz).date(),
+                requirement_id=requirement.pk, actor=engineer, launch_date=step.at.astimezone(tz).date()
             )
+            if not tracking:
+                # The PM writes the first loop's plan, the analyst those of the loops after it.
+                writer = pm if loop_number == 1 else analyst
+                for name, trigger, properties in script.tracking:
+                    event = services.tracking_event_add(
+                        requirement_id=requirement.pk,
+                        actor=writer,
+                        name=name,
+                        trigger=trigger,
+                        properties=list(properties),
+                        owner=engineer.pk,
+                    )
+                    TrackingEvent.objects.filter(pk=event.pk).update(created_at=step.at)
+                    tracking[event.pk] = event.status
+        if move == ("analyze", "instrument"):
+            # The data looked wrong: the analyst sends the first event back to be fixed and checked again.
+            _track(tracking, min(tracking), "implemented", engineer=engineer, analyst=analyst, at=step.at)
         if step.target == "iterate":
             loop_number += 1
+            tracking = {}
+        entered = step.at
+    if plan.final_stage == "instrument" and not plan.closed:
+        # Still being instrumented: the board shows a plan part done.
+        progress = UNFINISHED_PLAN["long" if script.stuck >= 1 else "recent"]
+        for index, (event_id, status) in enumerate(sorted(tracking.items())):
+            wanted = progress[index] if index < len(progress) else "planned"
+            if TRACKING_ORDER.index(wanted) > TRACKING_ORDER.index(status):
+                at = entered + (now - entered) * (0.3 + 0.2 * index)
+                _track(tracking, event_id, wanted, engineer=engineer, analyst=analyst, at=at)
+
+
+def _checks(script: Script) -> tuple[str, ...]:
+    return script.checks or tuple(CHECKS_BY_VERDICT[verdict] for verdict, _text, _next in script.analyses)
+
+
+def _track(
+    tracking: dict[int, str],
+    event_id: int,
+    status: str,
+    *,
+    engineer: AbstractBaseUser,
+    analyst: AbstractBaseUser,
+    at: dt.datetime,
+) -> None:
+    """Move a tracking event to `status` one step at a time, as the team would: the engineer marks it
+    implemented, the analyst verifies it or sends it back."""
+    while tracking[event_id] != status:
+        current = TRACKING_ORDER.index(tracking[event_id])
+        if TRACKING_ORDER.index(status) > current:
+            target = TRACKING_ORDER[current + 1]
+            actor = engineer if target == "implemented" else analyst
+        else:
+            target, actor = status, analyst
+        services.tracking_event_set_status(event_id=event_id, actor=actor, status=target)
+        tracking[event_id] = target
+    # The service stamps the wall clock; the demo's history is backdated.
+    TrackingEvent.objects.filter(pk=event_id).update(status_changed_at=at.replace(second=0, microsecond=0))

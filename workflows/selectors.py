@@ -147,8 +147,10 @@ def requirement_guard_fields(*, requirement: Requirement, loop: IterationLoop) -
         "description": requirement.description,
         "conclusion": loop.conclusion,
         "verdict": loop.verdict,
+        # The loop must come annotated with _tracking_counts(): a missing count is a bug, not "no plan".
         "tracking_plan": tracking_plan_complete(
-            total=getattr(loop, "tracking_total", None), verified=getattr(loop, "tracking_verified", None)
+            total=loop.tracking_total,  # type: ignore[attr-defined]
+            verified=loop.tracking_verified,  # type: ignore[attr-defined]
         ),
     }
 
@@ -441,7 +443,11 @@ def requirement_page(*, user: UserLike, key: str) -> dict[str, Any]:
     )
     if requirement is None:
         raise NotFound()
-    loops = list(IterationLoop.objects.filter(requirement_id=requirement.pk).order_by("number"))
+    loops = list(
+        IterationLoop.objects.filter(requirement_id=requirement.pk)
+        .annotate(**_tracking_counts())
+        .order_by("number")
+    )
     current_loop = next((loop for loop in loops if loop.number == requirement.loop_number), loops[-1])
     stages, definition = workflow_definitions(workflow_ids=[requirement.workflow_id])[requirement.workflow_id]
     roles = roles_for(user=user, team=requirement.team_id)
