@@ -283,16 +283,16 @@ def goal_tree(*, goal: Goal) -> dict[str, Any]:
     """A goal with its progress, its first-level metrics with their latest values, and its strategies
     with the requirements carrying each (stage, loop count, open or closed). A fixed number of queries."""
     _attach_progress([goal])
-    first_level = list(
-        metric_list_for_team(team=goal.team_id).filter(pk__in=goal.first_level_metrics.values("pk"))
-    )
+    latest = {metric.pk: metric for metric in metric_list_for_team(team=goal.team_id)}
+    first_level = [
+        latest[pk] for pk in goal.first_level_metrics.order_by("name").values_list("pk", flat=True)
+    ]
     requirements = Requirement.objects.select_related("stage", "assignee").order_by("key")
     strategies = list(
         goal.strategies.select_related("metric")
         .prefetch_related(Prefetch("requirements", queryset=requirements))
         .order_by("order", "id")
     )
-    latest = {metric.pk: metric for metric in metric_list_for_team(team=goal.team_id)}
     rows = []
     for strategy in strategies:
         members = list(strategy.requirements.all())

@@ -351,6 +351,8 @@ def conclusion_record(
     date read from the observations (the metric named, else the catalogue metric whose name is the
     requirement's target metric)."""
     requirement = requirement_get_for_user(user=actor, requirement_id=requirement_id)
+    if not roles_for(user=actor, team=requirement.team_id) & {Role.ANALYST, Role.LEAD}:
+        raise RoleNotAllowed({Role.ANALYST, Role.LEAD})
     metric = None
     if metric_id is not None:
         metric = Metric.objects.filter(pk=metric_id, team_id=requirement.team_id).first()
@@ -808,6 +810,27 @@ def strategy_update(*, actor: User, strategy_id: int, **fields: Any) -> Strategy
             strategy.save(update_fields=list(cleaned))
         if requirement_ids is not None:
             strategy.requirements.set(requirement_ids)
+    return strategy
+
+
+def strategy_link(
+    *, actor: User, strategy_id: int, add: Iterable[Any] = (), remove: Iterable[Any] = ()
+) -> Strategy:
+    """Add requirements to a strategy and take others off it (by id or key), under the strategy's row
+    lock, so two people linking at once both keep their links."""
+    strategy = strategy_get_for_user(user=actor, strategy_id=strategy_id)
+    _team_for(actor, strategy.goal.team_id, GOAL_EDITORS)
+    errors: dict[str, list[str]] = {}
+    adding = _requirement_ids(strategy.goal.team_id, list(add), errors)
+    removing = _requirement_ids(strategy.goal.team_id, list(remove), errors) if not errors else []
+    if errors:
+        raise InvalidInput(errors)
+    with transaction.atomic():
+        strategy = Strategy.objects.select_for_update().get(pk=strategy.pk)
+        if adding:
+            strategy.requirements.add(*adding)
+        if removing:
+            strategy.requirements.remove(*removing)
     return strategy
 
 

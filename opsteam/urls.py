@@ -25,9 +25,6 @@ urlpatterns = [
     path("requirements/<str:key>/", workflow_views.requirement_detail, name="requirement"),
     path("requirements/<str:key>/edit/", workflow_views.requirement_edit, name="requirement-edit"),
     path("requirements/<str:key>/move/", workflow_views.requirement_move, name="requirement-move"),
-    path(
-        "requirements/<str:key>/analysis/", workflow_views.requirement_analysis, name="requirement-analysis"
-    ),
     path("requirements/<str:key>/comments/", workflow_views.requirement_comment, name="requirement-comment"),
     path("requirements/<str:key>/card/", workflow_views.requirement_card, name="requirement-card"),
     path("notifications/", notification_views.inbox, name="inbox"),

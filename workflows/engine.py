@@ -212,6 +212,11 @@ def options(
 
 # Tracking plan events move planned → implemented → verified; any of them may go back to planned.
 TRACKING_STATUSES = ("planned", "implemented", "verified")
+TRACKING_STATUS_LABELS: dict[str, Any] = {
+    "planned": _("planned"),
+    "implemented": _("implemented"),
+    "verified": _("verified"),
+}
 TRACKING_STATUS_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("planned", "implemented"): frozenset({"engineer", "analyst", LEAD}),
     ("implemented", "verified"): frozenset({"analyst", LEAD}),
@@ -228,14 +233,19 @@ def check_tracking_status(*, current: str, target: str, roles: frozenset[str]) -
             {"status": [_("Choose a status: %(choices)s.") % {"choices": ", ".join(TRACKING_STATUSES)}]}
         )
     if target == current:
-        raise InvalidInput({"status": [_("The event is already %(status)s.") % {"status": target}]})
+        raise InvalidInput(
+            {"status": [_("The event is already %(status)s.") % {"status": TRACKING_STATUS_LABELS[target]}]}
+        )
     allowed = TRACKING_STATUS_ROLES.get((current, target))
     if allowed is None:
         raise InvalidInput(
             {
                 "status": [
                     _("An event goes from %(from)s to %(to)s only through the steps between.")
-                    % {"from": current, "to": target}
+                    % {
+                        "from": TRACKING_STATUS_LABELS.get(current, current),
+                        "to": TRACKING_STATUS_LABELS[target],
+                    }
                 ]
             }
         )

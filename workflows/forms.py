@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from opsteam.exceptions import DomainError, InvalidInput
 
-from .models import Outcome, Requirement, Verdict
+from .models import Outcome, Requirement
 
 REQUIREMENT_FIELDS = [
     "title",
@@ -104,11 +104,6 @@ class MoveForm(forms.Form):
     to = forms.CharField(max_length=32)
     note = forms.CharField(label=_("Note"), required=False, max_length=10_000, widget=forms.Textarea)
     outcome = forms.ChoiceField(label=_("Outcome"), choices=[("", "—"), *Outcome.choices], required=False)
-
-
-class AnalysisForm(forms.Form):
-    conclusion = forms.CharField(label=_("Analysis conclusion"), max_length=20_000, widget=forms.Textarea)
-    verdict = forms.ChoiceField(label=_("Verdict"), choices=Verdict.choices, widget=forms.RadioSelect)
 
 
 class CommentForm(forms.Form):

@@ -25,7 +25,7 @@ from roles.models import Role, Team
 from roles.permissions import roles_for, team_get_for_user, teams_visible_to
 
 from . import engine, selectors, services
-from .forms import AnalysisForm, CommentForm, MoveForm, RequirementForm, add_domain_errors
+from .forms import CommentForm, MoveForm, RequirementForm, add_domain_errors
 from .markdown import render as render_markdown
 from .models import AarrrStage, Label, Priority, Requirement, StageEvent
 
@@ -275,18 +275,15 @@ def _requirement_page(
     notice_kind: str = "error",
     **extra: Any,
 ) -> HttpResponse:
+    """The requirement page. `extra` goes into the template's context as it is: bound forms with their
+    errors (comment_form, move_form, and the data loop panel's conclusion_form, tracking_form …)."""
     context = _page_context(request, key)
     context.setdefault("comment_form", CommentForm())
-    context.setdefault("analysis_form", AnalysisForm(initial=_analysis_initial(context["current_loop"])))
     context.setdefault("move_form", MoveForm())
     context.update(extra)
     context["notice"] = notice
     context["notice_kind"] = notice_kind
     return _render(request, context["requirement"].team, "workflows/requirement.html", context, status=status)
-
-
-def _analysis_initial(loop: Any) -> dict[str, str]:
-    return {"conclusion": loop.conclusion, "verdict": loop.verdict}
 
 
 @login_required
@@ -382,29 +379,6 @@ def _moved_message(event: StageEvent, key: str) -> str:
     if event.kind == "iterate":
         return _("%(key)s starts its next loop.") % {"key": key.upper()}
     return _("%(key)s moved.") % {"key": key.upper()}
-
-
-@login_required
-@require_POST
-def requirement_analysis(request: HttpRequest, key: str) -> HttpResponse:
-    requirement_id = _requirement_id(request, key)
-    form = AnalysisForm(request.POST)
-    if form.is_valid():
-        try:
-            services.loop_record_analysis(
-                requirement_id=requirement_id,
-                actor=request.user,
-                conclusion=form.cleaned_data["conclusion"],
-                verdict=form.cleaned_data["verdict"],
-            )
-        except NotPermitted as error:
-            raise PermissionDenied(str(error.message)) from error
-        except DomainError as error:
-            add_domain_errors(form, error)
-        else:
-            messages.success(request, _("Analysis conclusion saved."))
-            return redirect("requirement", key=key.upper())
-    return _requirement_page(request, key, status=400, analysis_form=form)
 
 
 @login_required
