@@ -278,7 +278,7 @@ def time_in_stage(scope: Scope) -> dict[str, Any]:
         sql = f"""WITH {ctes},
         tis AS (
             SELECT v.requirement_id, v.loop_no, v.stage, SUM({_secs("v.start_at", "v.end_at")}) AS secs
-            FROM visits v JOIN closed c ON c.requirement_id = v.requirement_id AND c.loop_no = v.loop_no
+            FROM visits v WHERE (v.requirement_id, v.loop_no) IN (SELECT requirement_id, loop_no FROM closed)
             GROUP BY v.requirement_id, v.loop_no, v.stage
         ),
         ranked AS (
