@@ -46,6 +46,7 @@ WATCH_PRESETS: list[dict[str, object]] = [
     },
     {
         "key": "complaints",
+        # xgettext:no-python-format
         "name": gettext_noop("Complaint rate above 5% for 3 days"),
         "metric": gettext_noop("Complaint rate"),
         "comparison": "gt",
@@ -57,6 +58,7 @@ WATCH_PRESETS: list[dict[str, object]] = [
         "priority": "P0",
         "owner_role": "ops",
         "description": gettext_noop(
+            # xgettext:no-python-format
             "The complaint rate has been above 5% for three days in a row. Read the complaints, find the cause "
             "and stop it."
         ),

@@ -94,7 +94,7 @@ def parse_po(path: Path) -> list[Entry]:
             continue
         keyword, _sep, rest = line.partition(" ")
         match = re.fullmatch(r"msgstr\[(\d+)\]", keyword)
-        if keyword == "msgid" and seen_keyword:
+        if seen_keyword and (keyword == "msgctxt" or (keyword == "msgid" and current.msgctxt is None)):
             finish()
         if not seen_keyword:
             current.line = number
