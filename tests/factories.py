@@ -1,4 +1,5 @@
-"""Factories. Domain objects are made through the services, as the product makes them."""
+"""Factories. Domain objects are made through the services, as the product makes them; only a verified
+tracking plan is written directly, where the services would take an add and two status changes per event."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.contrib.auth import get_user_model
 from roles import services as role_services
 from roles.models import Team
 from workflows import services
+from workflows.models import IterationLoop, Requirement, TrackingEvent, TrackingStatus
 
 User = get_user_model()
 
@@ -50,3 +52,19 @@ READY_FIELDS = {
     "target_metric": "D1 retention",
     "aarrr_stage": "retention",
 }
+
+
+def verify_tracking(requirement: Requirement, name: str = "order_submit") -> TrackingEvent:
+    """A verified event in the tracking plan of the requirement's current loop, which is what the
+    instrument → analyze guard asks for. The loop number is read from the database, so a requirement
+    instance from before an iterate still gets the current loop."""
+    loop = IterationLoop.objects.get(
+        requirement_id=requirement.pk,
+        number=Requirement.objects.filter(pk=requirement.pk).values("loop_number")[:1],
+    )
+    event, _created = TrackingEvent.objects.update_or_create(
+        loop=loop,
+        name=name,
+        defaults={"trigger": "When the user submits the order.", "status": TrackingStatus.VERIFIED},
+    )
+    return event

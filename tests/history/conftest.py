@@ -9,7 +9,7 @@ import pytest
 
 from roles.models import Team
 from tests.conftest import Crew
-from tests.factories import READY_FIELDS, UserFactory, make_team
+from tests.factories import READY_FIELDS, UserFactory, make_team, verify_tracking
 from workflows import services
 from workflows.models import IterationLoop, Requirement, StageEvent
 
@@ -45,9 +45,16 @@ def walk(
             services.requirement_update(
                 requirement_id=requirement.pk, actor=crew.engineer, launch_date="2026-03-07"
             )
+            verify_tracking(requirement)
         if to == "optimize":
             services.loop_record_analysis(
-                requirement_id=requirement.pk, actor=crew.analyst, conclusion="D1 +3pt", verdict="improved"
+                requirement_id=requirement.pk,
+                actor=crew.analyst,
+                conclusion="D1 +3pt",
+                verdict="improved",
+                core_metric_moved=True,
+                behaviour_moved=True,
+                feedback_positive=True,
             )
         requirement.refresh_from_db()
         services.requirement_transition(

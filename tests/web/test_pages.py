@@ -11,7 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from notifications.models import Kind, Notification, NotificationSettings
 from tests.conftest import Crew
-from tests.factories import READY_FIELDS, UserFactory, add_member, make_team
+from tests.factories import READY_FIELDS, UserFactory, add_member, make_team, verify_tracking
 from workflows import services
 from workflows.models import IterationLoop, Requirement, StageEvent
 
@@ -52,7 +52,16 @@ def test_every_web_page_sends_strangers_to_login(client: Client, crew: Crew) -> 
     assert "teams/<int:team_id>/board/" in routes and "requirements/<str:key>/" in routes
     for route in routes:
         path = "/" + route.replace("<int:team_id>", str(crew.team.pk)).replace("<str:key>", "GROW-1")
-        path = path.replace("<int:membership_id>", "1").replace("<int:webhook_id>", "1")
+        for name in (
+            "membership_id",
+            "webhook_id",
+            "metric_id",
+            "watch_id",
+            "goal_id",
+            "strategy_id",
+            "event_id",
+        ):
+            path = path.replace(f"<int:{name}>", "1")
         path = path.replace("<slug:metric>", "wip")
         assert "<" not in path, f"add a value for {route}"
         for method in ("get", "post"):
@@ -228,6 +237,47 @@ def test_unavailable_moves_say_why(client: Client, crew: Crew) -> None:
     assert "Only Operations / Lead may do this." in response.content.decode()
 
 
+TRACKING_PLAN_REASON = (
+    "The tracking plan needs at least one event, and every event verified, before this move."
+)
+
+
+def instrumented(crew: Crew) -> Requirement:
+    """A requirement in instrument with its launch date set: only the tracking plan keeps it there."""
+    requirement = ready(crew, launch_date=dt.date(2026, 3, 7))
+    services.requirement_transition(
+        requirement_id=requirement.pk, actor=crew.lead, from_stage="propose", to_stage="instrument"
+    )
+    return requirement
+
+
+def test_requirement_page_offers_analyze_once_the_tracking_plan_is_verified(
+    client: Client, crew: Crew
+) -> None:
+    requirement = instrumented(crew)
+    login(client, crew.engineer)
+    before = client.get(f"/requirements/{requirement.key}/")
+    verify_tracking(requirement)
+    after = client.get(f"/requirements/{requirement.key}/")
+    reasons = {u["option"].target: u["reason"] for u in before.context["unavailable"]}
+    assert reasons["analyze"] == TRACKING_PLAN_REASON
+    assert "analyze" in [m["option"].target for m in after.context["moves_allowed"]]
+
+
+def test_board_card_offers_analyze_once_the_tracking_plan_is_verified(client: Client, crew: Crew) -> None:
+    requirement = instrumented(crew)
+    login(client, crew.engineer)
+    before = client.get(f"/teams/{crew.team.pk}/board/")
+    verify_tracking(requirement)
+    after = client.get(f"/teams/{crew.team.pk}/board/")
+    column = [c["stage"].slug for c in before.context["columns"]].index("instrument")
+    assert [m["option"].target for m in before.context["columns"][column]["cards"][0]["moves"]] == ["build"]
+    assert [m["option"].target for m in after.context["columns"][column]["cards"][0]["moves"]] == [
+        "analyze",
+        "build",
+    ]
+
+
 def test_forbidden_move_posted_by_hand_is_refused_on_the_server(client: Client, crew: Crew) -> None:
     requirement = ready(crew)
     response = login(client, crew.engineer).post(
@@ -322,6 +372,7 @@ def test_board_move_without_javascript_returns_to_the_board(client: Client, crew
 
 def test_iterate_and_close_from_optimize(client: Client, crew: Crew) -> None:
     requirement = ready(crew, design="spec", launch_date=dt.date(2026, 1, 5))
+    verify_tracking(requirement)
     for actor, to in (
         (crew.ops, "design"),
         (crew.pm, "build"),
@@ -335,13 +386,15 @@ def test_iterate_and_close_from_optimize(client: Client, crew: Crew) -> None:
             to_stage=to,
         )
     login(client, crew.analyst)
+    checks = {"core_metric_moved": "yes", "behaviour_moved": "yes", "feedback_positive": "yes"}
     response = client.post(
-        f"/requirements/{requirement.key}/analysis/", {"conclusion": "", "verdict": "better"}
+        f"/requirements/{requirement.key}/analysis/", {"conclusion": "", "verdict": "better", **checks}
     )
     assert response.status_code == 400
-    assert response.context["analysis_form"].errors.keys() == {"conclusion", "verdict"}
+    assert response.context["conclusion_form"].errors.keys() == {"conclusion", "verdict"}
     response = client.post(
-        f"/requirements/{requirement.key}/analysis/", {"conclusion": "D1 +2pt", "verdict": "improved"}
+        f"/requirements/{requirement.key}/analysis/",
+        {"conclusion": "D1 +2pt", "verdict": "improved", **checks},
     )
     assert response.status_code == 302
     client.post(f"/requirements/{requirement.key}/move/", {"from_stage": "analyze", "to": "optimize"})
@@ -555,7 +608,9 @@ def test_times_are_in_the_teams_time_zone(client: Client, crew: Crew) -> None:
 
 BOARD_QUERIES = 13
 QUEUE_QUERIES = 7
-PAGE_QUERIES = 14
+# The requirement page's loop panel adds two: the current loop's tracking plan, and the catalogue metric
+# named by the target metric (for the before/after reading).
+PAGE_QUERIES = 16
 
 
 def _grow(crew: Crew, n: int) -> None:
@@ -604,6 +659,8 @@ def test_requirement_page_queries_do_not_grow(
         )
     services.requirement_update(requirement_id=requirement.pk, actor=crew.ops, labels=["a", "b", "c"])
     add_member(crew.team, ["ops"])
+    for name in ("order_submit", "coupon_open", "coupon_use"):
+        verify_tracking(requirement, name=name)
     with django_assert_num_queries(PAGE_QUERIES):
         response = client.get(f"/requirements/{requirement.key}/")
     assert len(response.context["timeline"]) == 13

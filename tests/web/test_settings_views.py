@@ -337,6 +337,30 @@ def test_lead_clears_an_sla_and_sets_required_fields(client: Client, crew: Crew)
     assert sorted(move.required_fields) == ["assignee", "launch_date"]
 
 
+def test_instrument_to_analyze_requires_a_launch_date_and_a_verified_tracking_plan(
+    client: Client, crew: Crew
+) -> None:
+    client.force_login(crew.lead)
+    data = workflow_data(client, crew)
+    content = client.get(workflow_url(crew)).content.decode()
+    assert sorted(data["move.instrument.analyze.required_fields"]) == ["launch_date", "tracking_plan"]
+    assert "A verified tracking plan" in content
+
+
+def test_lead_drops_the_tracking_plan_guard_in_a_new_version(client: Client, crew: Crew) -> None:
+    client.force_login(crew.lead)
+    data = workflow_data(client, crew)
+    data["move.instrument.analyze.required_fields"] = ["launch_date"]
+    assert client.post(workflow_url(crew), data).status_code == 302
+    new = current_workflow(crew)
+    move = Transition.objects.get(workflow=new, from_stage__slug="instrument", kind="forward")
+    old = Transition.objects.get(
+        workflow__version=1, workflow__team=crew.team, from_stage__slug="instrument", kind="forward"
+    )
+    assert (new.version, move.required_fields) == (2, ["launch_date"])
+    assert sorted(old.required_fields) == ["launch_date", "tracking_plan"]
+
+
 def test_saving_an_unchanged_workflow_makes_no_version(client: Client, crew: Crew) -> None:
     client.force_login(crew.lead)
     response = client.post(workflow_url(crew), workflow_data(client, crew))

@@ -11,7 +11,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.conftest import Crew
-from tests.factories import READY_FIELDS, add_member, make_team
+from tests.factories import READY_FIELDS, add_member, make_team, verify_tracking
 from workflows import services
 from workflows.models import IterationLoop, Requirement, StageEvent
 
@@ -49,8 +49,15 @@ def optimizing_requirement(crew: Crew) -> Requirement:
         launch_date=dt.date(2026, 3, 7),
         **READY_FIELDS,
     )
+    verify_tracking(requirement)
     services.loop_record_analysis(
-        requirement_id=requirement.pk, actor=crew.lead, conclusion="D1 +3pt", verdict="improved"
+        requirement_id=requirement.pk,
+        actor=crew.lead,
+        conclusion="D1 +3pt",
+        verdict="improved",
+        core_metric_moved=True,
+        behaviour_moved=True,
+        feedback_positive=True,
     )
     services.requirement_transition(
         requirement_id=requirement.pk, actor=crew.lead, from_stage="propose", to_stage="optimize"
@@ -92,14 +99,21 @@ def test_requirement_walks_the_whole_loop_over_http_by_five_roles(crew: Crew) ->
     launched = engineer.patch(f"/api/requirements/{rid}/", {"launch_date": "2026-03-07"}, format="json")
     assert launched.status_code == 200, launched.content
     assert launched.json()["launch_date"] == "2026-03-07"
+    verify_tracking(Requirement.objects.get(pk=rid))
     assert moved(analyst, rid, "instrument", "analyze")["stage"] == "analyze"
     analysis = analyst.post(
         f"/api/requirements/{rid}/analysis/",
-        {"conclusion": "D1 retention +3pt against control", "verdict": "improved"},
+        {
+            "conclusion": "D1 retention +3pt against control",
+            "verdict": "improved",
+            "core_metric_moved": True,
+            "behaviour_moved": True,
+            "feedback_positive": True,
+        },
         format="json",
     )
     assert analysis.status_code == 200, analysis.content
-    assert (analysis.json()["number"], analysis.json()["verdict"]) == (1, "improved")
+    assert (analysis.json()["loop"]["number"], analysis.json()["loop"]["verdict"]) == (1, "improved")
     assert moved(analyst, rid, "analyze", "optimize")["stage"] == "optimize"
     iterated = moved(ops, rid, "optimize", "iterate")
     assert (iterated["stage"], iterated["loop"], iterated["closed_at"]) == ("propose", 2, None)

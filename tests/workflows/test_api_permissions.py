@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from roles.models import Membership, Team
 from tests.conftest import Crew
-from tests.factories import READY_FIELDS, UserFactory, add_member, make_team
+from tests.factories import READY_FIELDS, UserFactory, add_member, make_team, verify_tracking
 from workflows import services
 from workflows.models import Comment, IterationLoop, Requirement, StageEvent, Workflow
 
@@ -89,8 +89,15 @@ def requirement_in(
         launch_date=dt.date(2026, 3, 7),
         **READY_FIELDS,
     )
+    verify_tracking(requirement)
     services.loop_record_analysis(
-        requirement_id=requirement.pk, actor=lead, conclusion="D1 +3pt", verdict="improved"
+        requirement_id=requirement.pk,
+        actor=lead,
+        conclusion="D1 +3pt",
+        verdict="improved",
+        core_metric_moved=True,
+        behaviour_moved=True,
+        feedback_positive=True,
     )
     for target in [later for later in STAGES[1:] if later == stage]:
         services.requirement_transition(
@@ -451,7 +458,6 @@ ANONYMOUS_REQUESTS: dict[str, list[tuple[str, str]]] = {
     "requirement-transition": [("post", "/api/requirements/{requirement}/transition/")],
     "requirement-history": [("get", "/api/requirements/{requirement}/history/")],
     "requirement-available-transitions": [("get", "/api/requirements/{requirement}/available-transitions/")],
-    "requirement-analysis": [("post", "/api/requirements/{requirement}/analysis/")],
     "requirement-comments": [
         ("get", "/api/requirements/{requirement}/comments/"),
         ("post", "/api/requirements/{requirement}/comments/"),
@@ -477,6 +483,36 @@ ANONYMOUS_REQUESTS: dict[str, list[tuple[str, str]]] = {
     "api-team-calendar-day": [("delete", "/api/teams/{team}/calendar/days/2026-10-01/")],
     "api-team-history-export": [("get", "/api/teams/{team}/history/export/")],
     "api-team-history-import": [("post", "/api/teams/{team}/history/import/")],
+    "api-requirement-analysis": [
+        ("get", "/api/requirements/{requirement}/analysis/"),
+        ("post", "/api/requirements/{requirement}/analysis/"),
+    ],
+    "api-tracking-plan": [
+        ("get", "/api/requirements/{requirement}/tracking-plan/"),
+        ("post", "/api/requirements/{requirement}/tracking-plan/"),
+    ],
+    "api-tracking-event": [("patch", "/api/tracking-events/1/"), ("delete", "/api/tracking-events/1/")],
+    "api-team-metrics": [("get", "/api/teams/{team}/metrics/"), ("post", "/api/teams/{team}/metrics/")],
+    "api-metric": [("get", "/api/metrics/1/"), ("patch", "/api/metrics/1/"), ("delete", "/api/metrics/1/")],
+    "api-metric-observations": [
+        ("get", "/api/metrics/1/observations/"),
+        ("post", "/api/metrics/1/observations/"),
+    ],
+    "api-observation": [("delete", "/api/observations/1/")],
+    "api-observations-import": [("post", "/api/teams/{team}/observations/import/")],
+    "api-team-funnel": [("get", "/api/teams/{team}/funnel/")],
+    "api-team-watches": [("get", "/api/teams/{team}/watches/"), ("post", "/api/teams/{team}/watches/")],
+    "api-watch": [("get", "/api/watches/1/"), ("patch", "/api/watches/1/"), ("delete", "/api/watches/1/")],
+    "api-watch-firings": [("get", "/api/watches/1/firings/")],
+    "api-watch-presets": [("get", "/api/watch-presets/")],
+    "api-team-goals": [("get", "/api/teams/{team}/goals/"), ("post", "/api/teams/{team}/goals/")],
+    "api-goal": [("get", "/api/goals/1/"), ("patch", "/api/goals/1/"), ("delete", "/api/goals/1/")],
+    "api-goal-strategies": [("post", "/api/goals/1/strategies/")],
+    "api-strategy": [
+        ("get", "/api/strategies/1/"),
+        ("patch", "/api/strategies/1/"),
+        ("delete", "/api/strategies/1/"),
+    ],
     **{
         f"api-analytics-{name}": [("get", f"/api/analytics/{name}/")]
         for name in (

@@ -38,7 +38,7 @@ from analytics import api as analytics_api
 from history import urls as history_api
 from notifications import api as notifications_api
 from tests.conftest import Crew
-from tests.factories import READY_FIELDS, UserFactory, make_team
+from tests.factories import READY_FIELDS, UserFactory, make_team, verify_tracking
 from workflows import services
 from workflows.api import urls as api_urls
 from workflows.models import Comment, IterationLoop, Requirement, Workflow
@@ -231,9 +231,16 @@ def walk(requirement: Requirement, actor: Any, targets: list[str], outcome: str 
             services.requirement_update(requirement_id=requirement.pk, actor=actor, design="spec")
         if target == "analyze":
             services.requirement_update(requirement_id=requirement.pk, actor=actor, launch_date="2026-03-07")
+            verify_tracking(requirement)
         if target == "optimize":
             services.loop_record_analysis(
-                requirement_id=requirement.pk, actor=actor, conclusion="D1 +2pt", verdict="improved"
+                requirement_id=requirement.pk,
+                actor=actor,
+                conclusion="D1 +2pt",
+                verdict="improved",
+                core_metric_moved=True,
+                behaviour_moved=True,
+                feedback_positive=True,
             )
         services.requirement_transition(
             requirement_id=requirement.pk,

@@ -44,7 +44,20 @@ ALL_FIELDS = {
     "launch_date": "2026-03-06",
     "conclusion": "moved",
     "verdict": "improved",
+    "tracking_plan": True,
 }
+
+# The guards of each defined move, written out like EXPECTED.
+EXPECTED_REQUIRED: dict[tuple[str, str], set[str]] = {
+    ("propose", "design"): {"title", "hypothesis", "target_metric", "aarrr_stage"},
+    ("design", "build"): {"design"},
+    ("instrument", "analyze"): {"launch_date", "tracking_plan"},
+    ("analyze", "optimize"): {"conclusion", "verdict"},
+}
+
+TRACKING_PLAN_MESSAGE = (
+    "The tracking plan needs at least one event, and every event verified, before this move."
+)
 
 
 def default_definition() -> engine.WorkflowDef:
@@ -95,6 +108,11 @@ def test_exactly_the_expected_transitions_are_defined() -> None:
     assert defined == EXPECTED
 
 
+def test_each_transition_requires_exactly_the_expected_fields() -> None:
+    required = {(t.from_stage, t.target): set(t.required_fields) for t in WORKFLOW.transitions}
+    assert required == {move: EXPECTED_REQUIRED.get(move, set()) for move in EXPECTED}
+
+
 @pytest.mark.parametrize(
     ("current", "target", "role", "missing"),
     [
@@ -104,6 +122,7 @@ def test_exactly_the_expected_transitions_are_defined() -> None:
         ("propose", "design", "ops", "aarrr_stage"),
         ("design", "build", "pm", "design"),
         ("instrument", "analyze", "analyst", "launch_date"),
+        ("instrument", "analyze", "analyst", "tracking_plan"),
         ("analyze", "optimize", "analyst", "conclusion"),
         ("analyze", "optimize", "analyst", "verdict"),
     ],
@@ -113,6 +132,46 @@ def test_forward_move_names_the_missing_field(current: str, target: str, role: s
     with pytest.raises(RequiredFieldMissing) as info:
         engine.decide(WORKFLOW, current=current, target=target, roles=frozenset({role}), fields=fields)
     assert info.value.field == missing
+
+
+@pytest.mark.parametrize("role", ["engineer", "analyst"])
+def test_instrument_to_analyze_without_a_verified_tracking_plan_is_refused_in_its_own_words(
+    role: str,
+) -> None:
+    fields = {"launch_date": "2026-03-06", "tracking_plan": False}
+    with pytest.raises(RequiredFieldMissing) as info:
+        engine.decide(
+            WORKFLOW, current="instrument", target="analyze", roles=frozenset({role}), fields=fields
+        )
+    assert (info.value.field, str(info.value.message)) == ("tracking_plan", TRACKING_PLAN_MESSAGE)
+
+
+@pytest.mark.parametrize("role", ["engineer", "analyst"])
+def test_instrument_to_analyze_with_a_verified_tracking_plan_is_a_forward_move(role: str) -> None:
+    fields = {"launch_date": "2026-03-06", "tracking_plan": True}
+    move = engine.decide(
+        WORKFLOW, current="instrument", target="analyze", roles=frozenset({role}), fields=fields
+    )
+    assert (move.kind, move.to_stage) == ("forward", "analyze")
+
+
+def test_lead_override_into_analyze_skips_the_tracking_plan() -> None:
+    fields = {"launch_date": "2026-03-06", "tracking_plan": False}
+    move = engine.decide(
+        WORKFLOW, current="instrument", target="analyze", roles=frozenset({"lead"}), fields=fields
+    )
+    assert move.kind == "override"
+
+
+def test_options_in_instrument_give_the_tracking_plan_reason() -> None:
+    fields = {"launch_date": "2026-03-06", "tracking_plan": False}
+    options = engine.options(WORKFLOW, current="instrument", roles=frozenset({"engineer"}), fields=fields)
+    analyze = next(o for o in options if o.target == "analyze")
+    assert (analyze.allowed, analyze.missing_fields, analyze.reason) == (
+        False,
+        ("tracking_plan",),
+        TRACKING_PLAN_MESSAGE,
+    )
 
 
 def test_rework_needs_no_fields() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -18,7 +19,7 @@ from opsteam.exceptions import (
     UnknownStage,
 )
 from tests.conftest import Crew
-from tests.factories import READY_FIELDS, UserFactory, add_member, make_team
+from tests.factories import READY_FIELDS, UserFactory, add_member, make_team, verify_tracking
 from workflows import services
 from workflows.models import IterationLoop, Requirement, StageEvent
 
@@ -236,17 +237,112 @@ def test_analysis_is_recorded_on_the_current_loop_and_opens_the_guard(crew: Crew
     requirement = services.requirement_create(team=crew.team, actor=crew.ops, title="x")
     move(crew, requirement, "lead", "analyze")
     services.loop_record_analysis(
-        requirement_id=requirement.pk, actor=crew.analyst, conclusion="D1 +3pt", verdict="improved"
+        requirement_id=requirement.pk,
+        actor=crew.analyst,
+        conclusion="D1 +3pt",
+        verdict="improved",
+        core_metric_moved=True,
+        behaviour_moved=True,
+        feedback_positive=True,
     )
     event = move(crew, requirement, "analyst", "optimize")
     assert event.kind == "forward"
+
+
+def test_analysis_without_the_three_checks_names_each_and_writes_nothing(crew: Crew) -> None:
+    requirement = services.requirement_create(team=crew.team, actor=crew.ops, title="x")
+    with pytest.raises(InvalidInput) as info:
+        services.loop_record_analysis(
+            requirement_id=requirement.pk,
+            actor=crew.analyst,
+            conclusion="D1 +3pt",
+            verdict="improved",
+            core_metric_moved=True,
+        )
+    assert set(info.value.errors) == {"behaviour_moved", "feedback_positive"}
+    assert IterationLoop.objects.get().conclusion == ""
+
+
+def test_analysis_records_the_three_checks_and_the_metric_values(crew: Crew) -> None:
+    requirement = services.requirement_create(team=crew.team, actor=crew.ops, title="x")
+    services.loop_record_analysis(
+        requirement_id=requirement.pk,
+        actor=crew.analyst,
+        conclusion="Conversion flat",
+        verdict="flat",
+        core_metric_moved=False,
+        behaviour_moved=True,
+        feedback_positive=False,
+        metric_name="Order conversion",
+        metric_before=Decimal("0.1200"),
+        metric_after=Decimal("0.1210"),
+    )
+    loop = IterationLoop.objects.get()
+    assert (loop.core_metric_moved, loop.behaviour_moved, loop.feedback_positive) == (False, True, False)
+    assert (loop.metric_name, loop.metric_before, loop.metric_after) == (
+        "Order conversion",
+        Decimal("0.1200"),
+        Decimal("0.1210"),
+    )
+
+
+def instrumented(crew: Crew) -> Requirement:
+    """A requirement in instrument with its launch date set, so only the tracking plan guards analyze."""
+    requirement = services.requirement_create(
+        team=crew.team, actor=crew.ops, title="x", launch_date=dt.date(2026, 3, 7)
+    )
+    move(crew, requirement, "lead", "instrument")
+    return requirement
+
+
+def test_instrument_to_analyze_without_a_tracking_plan_is_refused_and_writes_nothing(crew: Crew) -> None:
+    requirement = instrumented(crew)
+    with pytest.raises(RequiredFieldMissing) as info:
+        move(crew, requirement, "analyst", "analyze")
+    requirement.refresh_from_db()
+    assert info.value.field == "tracking_plan"
+    assert (requirement.stage.slug, StageEvent.objects.count()) == ("instrument", 2)
+
+
+def test_instrument_to_analyze_with_an_unverified_event_is_refused(crew: Crew) -> None:
+    requirement = instrumented(crew)
+    verify_tracking(requirement)
+    services.tracking_event_add(
+        requirement_id=requirement.pk, actor=crew.engineer, name="coupon_open", trigger="Coupon opened"
+    )
+    with pytest.raises(RequiredFieldMissing) as info:
+        move(crew, requirement, "analyst", "analyze")
+    assert info.value.field == "tracking_plan"
+
+
+def test_instrument_to_analyze_with_every_event_verified_is_a_forward_move(crew: Crew) -> None:
+    requirement = instrumented(crew)
+    verify_tracking(requirement)
+    verify_tracking(requirement, name="coupon_open")
+    assert move(crew, requirement, "analyst", "analyze").kind == "forward"
+
+
+def test_a_verified_plan_of_the_previous_loop_does_not_open_the_guard(crew: Crew) -> None:
+    requirement = instrumented(crew)
+    verify_tracking(requirement)
+    move(crew, requirement, "lead", "iterate")
+    move(crew, requirement, "lead", "instrument")
+    with pytest.raises(RequiredFieldMissing) as info:
+        move(crew, requirement, "analyst", "analyze")
+    assert info.value.field == "tracking_plan"
 
 
 def test_analysis_by_ops_is_refused(crew: Crew) -> None:
     requirement = services.requirement_create(team=crew.team, actor=crew.ops, title="x")
     with pytest.raises(RoleNotAllowed):
         services.loop_record_analysis(
-            requirement_id=requirement.pk, actor=crew.ops, conclusion="c", verdict="flat"
+            requirement_id=requirement.pk,
+            actor=crew.ops,
+            conclusion="c",
+            verdict="flat",
+            core_metric_moved=False,
+            behaviour_moved=False,
+            feedback_positive=False,
         )
     assert IterationLoop.objects.get().conclusion == ""
 

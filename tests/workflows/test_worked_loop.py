@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from tests.conftest import Crew
-from tests.factories import READY_FIELDS
+from tests.factories import READY_FIELDS, verify_tracking
 from workflows import services
 from workflows.models import IterationLoop, Requirement, StageEvent
 
@@ -57,9 +57,16 @@ def replay(crew: Crew) -> Requirement:
             services.requirement_update(
                 requirement_id=requirement.pk, actor=crew.engineer, launch_date="2026-03-07"
             )
+            verify_tracking(requirement)
         if to == "optimize":
             services.loop_record_analysis(
-                requirement_id=requirement.pk, actor=crew.analyst, conclusion="D1 +3pt", verdict="improved"
+                requirement_id=requirement.pk,
+                actor=crew.analyst,
+                conclusion="D1 +3pt",
+                verdict="improved",
+                core_metric_moved=True,
+                behaviour_moved=True,
+                feedback_positive=True,
             )
         requirement.refresh_from_db()
         services.requirement_transition(
