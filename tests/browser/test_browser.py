@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 from notifications.models import Kind, Notification, NotificationSettings
 from tests.browser.conftest import DESKTOP, PHONE, SCREENSHOTS, log_in
 from tests.conftest import Crew
-from tests.factories import READY_FIELDS
+from tests.factories import READY_FIELDS, verify_tracking
 from workflows import services
 from workflows.models import Comment, Requirement, StageEvent
 
@@ -146,13 +146,17 @@ def test_whole_loop_each_step_by_its_role(crew: Crew, open_as: Any) -> None:
     expect(current_stage(pm)).to_have_text("Build")
     expect(pm.locator(".markdown a[href='https://wiki.example.com/red-packet']")).to_be_visible()
 
-    # build -> instrument -> analyze: the engineer, with a launch date before the last move.
+    # build -> instrument -> analyze: the engineer, with a launch date and a verified tracking plan
+    # before the last move.
     engineer = open_as(crew.engineer)
     engineer.goto(url)
     move_on_page(engineer, key, "instrument", note="Shipped behind a flag")
     expect(current_stage(engineer)).to_have_text("Instrument")
     expect(page_unavailable(engineer, "analyze")).to_contain_text("launch date")
     save_edit(engineer, key, launch_date="2025-03-10")
+    expect(page_unavailable(engineer, "analyze")).to_contain_text("tracking plan")
+    verify_tracking(requirement)
+    engineer.goto(url)
     move_on_page(engineer, key, "analyze")
     expect(current_stage(engineer)).to_have_text("Analyze")
     expect(engineer.locator("dl.fields")).to_contain_text("2025-03-10")
@@ -161,9 +165,10 @@ def test_whole_loop_each_step_by_its_role(crew: Crew, open_as: Any) -> None:
     analyst = open_as(crew.analyst)
     analyst.goto(url)
     expect(page_unavailable(analyst, "optimize")).to_contain_text("conclusion")
-    analyst.click("section[aria-labelledby=h-analysis] details summary")
     analyst.fill("#id_conclusion", "D1 retention **up 2.1 pts** in the test group.")
     analyst.check("input[name=verdict][value=improved]")
+    for check in ("core_metric_moved", "behaviour_moved", "feedback_positive"):
+        analyst.check(f"input[name={check}][value=yes]")
     analyst.click("section[aria-labelledby=h-analysis] form button[type=submit]")
     expect(messages_of(analyst)).to_contain_text("Analysis conclusion saved.")
     expect(analyst.locator("section[aria-labelledby=h-analysis]")).to_contain_text("Improved")
@@ -469,6 +474,7 @@ def build_showcase(crew: Crew) -> Requirement:
     )
     services.requirement_update(requirement_id=analysed.pk, actor=crew.pm, design="Push copy v2")
     services.requirement_update(requirement_id=analysed.pk, actor=crew.engineer, launch_date=ago(10).date())
+    verify_tracking(analysed)
     for from_stage, to_stage, actor, days in [
         ("propose", "design", crew.ops, 19),
         ("design", "build", crew.pm, 17),
@@ -479,7 +485,13 @@ def build_showcase(crew: Crew) -> Requirement:
             requirement_id=analysed.pk, actor=actor, from_stage=from_stage, to_stage=to_stage, at=ago(days)
         )
     services.loop_record_analysis(
-        requirement_id=analysed.pk, actor=crew.analyst, conclusion="Conversion +0.4 pt", verdict="flat"
+        requirement_id=analysed.pk,
+        actor=crew.analyst,
+        conclusion="Conversion +0.4 pt",
+        verdict="flat",
+        core_metric_moved=False,
+        behaviour_moved=True,
+        feedback_positive=True,
     )
     services.requirement_transition(
         requirement_id=analysed.pk, actor=crew.analyst, from_stage="analyze", to_stage="optimize", at=ago(1)
