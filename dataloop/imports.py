@@ -90,16 +90,16 @@ def read_csv(content: bytes) -> list[ObservationRow]:
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     unknown = [name for name in header if name not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     if missing or unknown:
-        problems = []
+        header_problems = []
         if missing:
-            problems.append(
+            header_problems.append(
                 Problem(message=_("Missing columns: %(names)s.") % {"names": ", ".join(missing)}, line=1)
             )
         if unknown:
-            problems.append(
+            header_problems.append(
                 Problem(message=_("Unknown columns: %(names)s.") % {"names": ", ".join(unknown)}, line=1)
             )
-        raise ObservationsRejected(problems)
+        raise ObservationsRejected(header_problems)
     rows: list[ObservationRow] = []
     problems: list[Problem] = []
     seen: dict[tuple[str, dt.date, str], int] = {}

@@ -217,7 +217,7 @@ def before_after_for(*, requirement: Requirement, metric: Metric | None = None) 
 
 def goal_list_for_team(*, team: Team | int) -> list[Goal]:
     """The team's goals, each with its progress (`progress` attributes set; two queries in all)."""
-    goals = list(
+    goals: list[Goal] = list(
         Goal.objects.filter(team=team)
         .select_related("metric")
         .annotate(strategy_count=Count("strategies", distinct=True))
@@ -356,10 +356,10 @@ def funnel(*, team: Team | int, start: dt.datetime, end: dt.datetime) -> list[di
         entry = by_stage[row["aarrr_stage"] or ""]
         entry["open"] += row["open"]
         entry["closed"] += row["closed"]
-    for row in loops:
-        entry = by_stage[row["stage"] or ""]
-        entry["loops_started"] += row["started"]
-        entry["loops_closed"] += row["loops_closed"]
+    for loop_row in loops:
+        entry = by_stage[loop_row["stage"] or ""]
+        entry["loops_started"] += loop_row["started"]
+        entry["loops_closed"] += loop_row["loops_closed"]
         for verdict in ("improved", "flat", "worse"):
-            entry[verdict] += row[verdict]
+            entry[verdict] += loop_row[verdict]
     return list(by_stage.values())

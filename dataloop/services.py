@@ -146,7 +146,8 @@ def _clean_metric(fields: Mapping[str, Any], *, partial: bool) -> dict[str, Any]
 
 
 def _name_taken(team_id: int, name: str, exclude: int | None = None) -> bool:
-    return Metric.objects.filter(team_id=team_id, name__iexact=name).exclude(pk=exclude).exists()
+    same = Metric.objects.filter(team_id=team_id, name__iexact=name)
+    return (same.exclude(pk=exclude) if exclude is not None else same).exists()
 
 
 def metric_create(*, actor: User, team_id: int, **fields: Any) -> Metric:
@@ -222,6 +223,7 @@ def observation_record(
             errors["loop"] = [_("No such loop in this team.")]
     if errors:
         raise InvalidInput(errors)
+    assert day is not None and number is not None  # no errors: both parsed
     with transaction.atomic():
         observation, _created = Observation.objects.update_or_create(
             metric=metric,
@@ -295,7 +297,7 @@ def observations_import(*, actor: User | None, team_id: int, content: bytes) -> 
         changed: list[Observation] = []
         for row in rows:
             metric = metrics[row.metric.casefold()]
-            loop = (
+            linked = (
                 loops.get((row.loop_key, row.loop_number or current.get(row.loop_key, 0)))
                 if row.loop_key
                 else None
@@ -308,14 +310,14 @@ def observations_import(*, actor: User | None, team_id: int, content: bytes) -> 
                         date=row.date,
                         segment=row.segment,
                         value=row.value,
-                        loop=loop,
+                        loop=linked,
                         source=Source.IMPORT,
                         recorded_by=actor,
                     )
                 )
-            elif existing.value != row.value or existing.loop_id != (loop.pk if loop else None):
+            elif existing.value != row.value or existing.loop_id != (linked.pk if linked else None):
                 existing.value = row.value
-                existing.loop = loop
+                existing.loop = linked
                 existing.source = Source.IMPORT
                 existing.recorded_by = actor
                 changed.append(existing)
