@@ -194,7 +194,7 @@ def sla_sweep(*, now: dt.datetime | None = None, batch: int = SWEEP_BATCH) -> tu
         candidates = list(
             queryset.select_related("stage", "team")
             .annotate(visit_id=_latest_event(), loop_pk=_current_loop())
-            .order_by("sla_next_at")[:batch]
+            .order_by("sla_next_at", "pk")[:batch]
         )
         if not candidates:
             return 0, False
