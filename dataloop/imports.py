@@ -63,6 +63,16 @@ def parse_date(text: str) -> dt.date | None:
 
 def read_csv(content: bytes) -> list[ObservationRow]:
     """The rows of an observations file, or ObservationsRejected with every problem found."""
+    rows, problems = read_csv_rows(content)
+    if problems:
+        raise ObservationsRejected(problems)
+    return rows
+
+
+def read_csv_rows(content: bytes) -> tuple[list[ObservationRow], list[Problem]]:
+    """The well-formed rows and the problems of the others, so a caller that checks more (the metric
+    names, the loops) can report every problem of the file at once. A file that cannot be read at all
+    raises ObservationsRejected."""
     if len(content) > MAX_BYTES:
         raise ObservationsRejected(
             [
@@ -176,8 +186,6 @@ def read_csv(content: bytes) -> list[ObservationRow]:
             continue
         seen[identity] = line
         rows.append(ObservationRow(line, metric, day, value, segment, loop_key, loop_number))
-    if problems:
-        raise ObservationsRejected(problems)
-    if not rows:
+    if not rows and not problems:
         raise ObservationsRejected([Problem(message=_("The file has no rows."), field="file")])
-    return rows
+    return rows, problems

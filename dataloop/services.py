@@ -118,7 +118,13 @@ def metrics_prefill(*, team: Team) -> list[Metric]:
     """Give a new team the usual operations metrics, named in the language in use (a team setup hook)."""
     existing = set(Metric.objects.filter(team=team).values_list("name", flat=True))
     return Metric.objects.bulk_create(
-        Metric(team=team, name=_(name), unit=unit, direction=direction, description=_(description))
+        Metric(
+            team=team,
+            name=_(name),
+            unit=_(unit) if unit else "",
+            direction=direction,
+            description=_(description),
+        )
         for name, unit, direction, description in DEFAULT_METRICS
         if _(name) not in existing
     )
@@ -153,10 +159,13 @@ def _name_taken(team_id: int, name: str, exclude: int | None = None) -> bool:
 def metric_create(*, actor: User, team_id: int, **fields: Any) -> Metric:
     team = _team_for(actor, team_id, METRIC_EDITORS)
     cleaned = _clean_metric(fields, partial=False)
-    with transaction.atomic():
-        if _name_taken(team.pk, cleaned["name"]):
-            raise InvalidInput({"name": [_("The team already has a metric of this name.")]})
-        return Metric.objects.create(team=team, **cleaned)
+    if _name_taken(team.pk, cleaned["name"]):
+        raise InvalidInput({"name": [_("The team already has a metric of this name.")]})
+    try:
+        with transaction.atomic():
+            return Metric.objects.create(team=team, **cleaned)
+    except IntegrityError as exc:  # the same name added meanwhile by someone else
+        raise InvalidInput({"name": [_("The team already has a metric of this name.")]}) from exc
 
 
 def metric_update(*, actor: User, metric_id: int, **fields: Any) -> Metric:
@@ -169,7 +178,11 @@ def metric_update(*, actor: User, metric_id: int, **fields: Any) -> Metric:
         for name, value in cleaned.items():
             setattr(metric, name, value)
         if cleaned:
-            metric.save(update_fields=list(cleaned))
+            try:
+                with transaction.atomic():
+                    metric.save(update_fields=list(cleaned))
+            except IntegrityError as exc:
+                raise InvalidInput({"name": [_("The team already has a metric of this name.")]}) from exc
     return metric
 
 
@@ -250,7 +263,7 @@ def observations_import(*, actor: User | None, team_id: int, content: bytes) -> 
         team = _team_for(actor, team_id, OBSERVATION_WRITERS)
     else:
         team = Team.objects.filter(pk=team_id).first() or _raise_not_found()
-    rows = imports.read_csv(content)
+    rows, problems = imports.read_csv_rows(content)
     metrics = {metric.name.casefold(): metric for metric in Metric.objects.filter(team=team)}
     keys = {row.loop_key for row in rows if row.loop_key}
     loops: dict[tuple[str, int], IterationLoop] = {}
@@ -264,7 +277,6 @@ def observations_import(*, actor: User | None, team_id: int, content: bytes) -> 
             requirement__team=team, requirement__key__in=keys
         ).select_related("requirement"):
             loops[(loop.requirement.key, loop.number)] = loop
-    problems = []
     for row in rows:
         if row.metric.casefold() not in metrics:
             problems.append(
@@ -282,7 +294,7 @@ def observations_import(*, actor: User | None, team_id: int, content: bytes) -> 
                     imports.Problem(message=_("No such loop in this team."), field="loop", line=row.line)
                 )
     if problems:
-        raise imports.ObservationsRejected(problems)
+        raise imports.ObservationsRejected(sorted(problems, key=lambda p: (p.line or 0, p.field)))
     created = updated = unchanged = 0
     with transaction.atomic():
         stored = {
@@ -431,7 +443,9 @@ def _clean_watch(
     if wanted("period"):
         cleaned["period"] = _choice(fields.get("period", Period.DAY), Period.values, "period", errors)
     if "is_active" in fields:
-        cleaned["is_active"] = bool(fields["is_active"])
+        if not isinstance(fields["is_active"], bool):
+            errors["is_active"] = [_("Must be true or false.")]
+        cleaned["is_active"] = fields["is_active"]
     if wanted("title"):
         cleaned["title"] = _text(fields, "title", errors, limit=200, required=True)
     if wanted("aarrr_stage"):

@@ -523,3 +523,27 @@ def test_another_teams_member_gets_404_everywhere_and_changes_nothing(crew: Crew
         1,
         "planned",
     )
+
+
+def test_every_problem_of_a_file_is_reported_at_once(crew: Crew) -> None:
+    text = "metric,date,value\nDaily orders,2026-03-01,10\nDAU,2026-03-02,many\nDAU,2026-03-03,5\n"
+
+    refused = upload(client_for(crew.analyst), crew.team.pk, text)
+
+    rows = refused.json()["rows"]
+    assert [row[:22] for row in rows] == ["line 2, metric: Unknow", "line 3, value: Not a n"]
+    assert Observation.objects.count() == 0
+
+
+def test_a_watch_is_switched_only_by_a_true_or_false(crew: Crew) -> None:
+    from dataloop import services
+
+    watch = services.watch_create(
+        actor=crew.ops, team_id=crew.team.pk, **{**watch_body(crew), "is_active": False}
+    )
+
+    with pytest.raises(services.InvalidInput) as refused:
+        services.watch_update(actor=crew.ops, watch_id=watch.pk, is_active="false")
+
+    assert "is_active" in refused.value.errors
+    assert MetricWatch.objects.get(pk=watch.pk).is_active is False
