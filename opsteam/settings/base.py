@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "history",
     "analytics",
     "dataloop",
+    "perf",
 ]
 
 MIDDLEWARE = [
