@@ -44,6 +44,7 @@ urlpatterns = [
     path("api/", include("history.urls")),
     path("api/", include("analytics.api")),
     path("api/", include("dataloop.api")),
+    path("api/", include("perf.urls")),
     path("", include("analytics.urls")),
     path("", include("dataloop.urls")),
 ]

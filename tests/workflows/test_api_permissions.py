@@ -435,6 +435,7 @@ ANONYMOUS_REQUESTS: dict[str, list[tuple[str, str]]] = {
     "api-root": [("get", "/api/")],
     "api-token": [("delete", "/api/auth/token/")],
     "api-me": [("get", "/api/me/")],
+    "api-ping": [("get", "/api/ping/")],
     "team-list": [("get", "/api/teams/"), ("post", "/api/teams/")],
     "team-detail": [
         ("get", "/api/teams/{team}/"),
