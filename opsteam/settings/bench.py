@@ -1,10 +1,15 @@
 """The benchmark (bench/run.py): production settings served over plain HTTP on loopback, with each
 response carrying its SQL query count. Never deploy with these."""
 
-from .production import *  # noqa: F403
-from .production import MIDDLEWARE, REDIS_URL, env
+import os
 
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="opsteam-benchmark-only-not-secret")
+# Production insists on both; the benchmark runs on loopback with a throwaway key.
+os.environ.setdefault("DJANGO_SECRET_KEY", "opsteam-benchmark-only-not-secret")
+os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1")
+
+from .production import *  # noqa: F403
+from .production import MIDDLEWARE, REDIS_URL
+
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 # Loopback HTTP: no redirect to HTTPS, cookies that travel without TLS, no HSTS.
 SECURE_SSL_REDIRECT = False
