@@ -32,6 +32,14 @@ def next_period(start: dt.date, period: str) -> dt.date:
     return start + dt.timedelta(days=1)
 
 
+def window_start(latest: dt.date, *, period: str, periods: int) -> dt.date:
+    """The first day a watch needs to read, its metric's latest day being `latest`: enough periods to
+    decide the latest streak (the count, one before it for rises / falls, and one spare), no more. The
+    streak must end at the latest period and be consecutive, so older days cannot change the result."""
+    span = {WEEK: 7, MONTH: 31}.get(period, 1) * (periods + 2)
+    return period_start(latest - dt.timedelta(days=span), period)
+
+
 def period_values(rows: Iterable[tuple[dt.date, Decimal]], period: str) -> list[tuple[dt.date, Decimal]]:
     """One value per period, oldest first: a day's value, or the mean of a week's or a month's values."""
     buckets: dict[dt.date, list[Decimal]] = {}

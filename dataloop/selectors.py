@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import reduce
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -152,23 +155,54 @@ def watch_firings(*, watch: MetricWatch) -> QuerySet[WatchFiring]:
     )
 
 
-def watch_series(*, watch: MetricWatch) -> list[tuple[dt.date, Decimal]]:
-    """The watch's metric, one value per period (whole product), over just enough recent periods to
-    decide the latest streak: the count, one before it (rises / falls compare with it), and no more."""
-    latest = (
-        Observation.objects.filter(metric_id=watch.metric_id, segment="")
-        .order_by("-date")
-        .values_list("date", flat=True)
-        .first()
+def watches_to_evaluate(*, scope: Q, limit: int, skip_locked: bool = False) -> list[MetricWatch]:
+    """Up to `limit` active watches in `scope`, in id order, locked for the caller's transaction (with
+    `skip_locked`, watches another evaluation holds are left to it), each with its metric, team and the
+    requirement it opened last, and `latest_observed`: the day of its metric's latest whole-product
+    observation (None without any). One query."""
+    latest = Observation.objects.filter(metric_id=OuterRef("metric_id"), segment="").order_by("-date")
+    return list(
+        MetricWatch.objects.select_for_update(of=("self",), skip_locked=skip_locked)
+        .filter(scope, is_active=True)
+        .select_related("metric", "team", "open_requirement")
+        .annotate(latest_observed=Subquery(latest.values("date")[:1]))
+        .order_by("pk")[:limit]
     )
-    if latest is None:
-        return []
-    span = {"day": 1, "week": 7, "month": 31}[watch.period] * (watch.periods + 2)
-    since = rules.period_start(latest - dt.timedelta(days=span), watch.period)
-    rows = Observation.objects.filter(metric_id=watch.metric_id, segment="", date__gte=since).values_list(
-        "date", "value"
-    )
-    return rules.period_values(rows, watch.period)
+
+
+def watch_series(watches: Sequence[MetricWatch]) -> dict[int, list[tuple[dt.date, Decimal]]]:
+    """For each watch (by id) its metric's values, one per period (whole product), over just enough
+    recent periods to decide the latest streak (rules.window_start), for all of them in one query. The
+    watches come from watches_to_evaluate, which tells the day each window ends on."""
+    since: dict[int, dt.date] = {}  # by watch
+    by_metric: dict[int, dt.date] = {}  # the earliest day any of the metric's watches needs
+    for watch in watches:
+        latest: dt.date | None = watch.latest_observed  # type: ignore[attr-defined]
+        if latest is None:
+            continue
+        start = since[watch.pk] = rules.window_start(latest, period=watch.period, periods=watch.periods)
+        by_metric[watch.metric_id] = min(start, by_metric.get(watch.metric_id, start))
+    rows: dict[int, list[tuple[dt.date, Decimal]]] = {}
+    if by_metric:
+        windows = reduce(
+            operator.or_,
+            (Q(metric_id=metric_id, date__gte=day) for metric_id, day in sorted(by_metric.items())),
+        )
+        for metric_id, day, value in (
+            Observation.objects.filter(windows, segment="")
+            .order_by()
+            .values_list("metric_id", "date", "value")
+        ):
+            rows.setdefault(metric_id, []).append((day, value))
+    return {
+        watch.pk: rules.period_values(
+            [(day, value) for day, value in rows.get(watch.metric_id, []) if day >= since[watch.pk]],
+            watch.period,
+        )
+        if watch.pk in since
+        else []
+        for watch in watches
+    }
 
 
 # ------------------------------------------------------------------------------ tracking and analysis

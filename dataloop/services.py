@@ -47,6 +47,7 @@ from .selectors import (
     strategy_get_for_user,
     watch_get_for_user,
     watch_series,
+    watches_to_evaluate,
 )
 
 logger = logging.getLogger("opsteam.events")
@@ -537,62 +538,130 @@ def enqueue_watch_evaluation(metric_ids: Iterable[int]) -> None:
     transaction.on_commit(send)
 
 
+# How many watches one evaluation transaction locks and reads. A batch costs the same few queries however
+# many watches and observations it holds, plus a few for each watch that fires.
+WATCH_BATCH = 100
+
+
 def watch_evaluate(*, watch_id: int, now: dt.datetime | None = None) -> WatchFiring | None:
     """Evaluate one watch: if its metric has met the condition for the required consecutive periods
     (after the streak that fired it last) and the requirement it opened last is not open, open one from
     its template, record the firing, and tell the owners. Runs under the watch's row lock, and the
     firing is unique per streak, so concurrent or repeated runs fire at most once. An explicit `now`
     (demo history) dates the firing and the requirement it opens, and notifies nobody."""
+    _watches, firings = _watch_batch_evaluate(scope=Q(pk=watch_id), now=now, skip_locked=False)
+    return firings[0] if firings else None
+
+
+def watches_evaluate(*, metric_ids: Iterable[int] | None = None, now: dt.datetime | None = None) -> int:
+    """Evaluate the active watches (of the given metrics, or all), as watch_evaluate does each one, in
+    batches of WATCH_BATCH in id order, one transaction per batch; returns how many fired. The sweep
+    (all watches) skips a watch another evaluation holds, since that one is evaluating it; an evaluation
+    for given metrics waits for it instead, so it reads the observations that asked for it."""
+    scope = Q() if metric_ids is None else Q(metric_id__in=sorted(set(metric_ids)))
+    fired = 0
+    after = 0
+    while True:
+        watches, firings = _watch_batch_evaluate(
+            scope=scope & Q(pk__gt=after), now=now, skip_locked=metric_ids is None
+        )
+        fired += len(firings)
+        if len(watches) < WATCH_BATCH:
+            return fired
+        after = watches[-1].pk
+
+
+def _watch_batch_evaluate(
+    *, scope: Q, now: dt.datetime | None, skip_locked: bool
+) -> tuple[list[MetricWatch], list[WatchFiring]]:
+    """Lock up to WATCH_BATCH active watches in `scope`, read the recent windows of their metrics, and
+    fire those whose condition holds: the watches evaluated and the firings, in one transaction. Three
+    queries when none fires, whatever the number of watches and observations."""
     opened_at = now
     now = now or timezone.now()
     with transaction.atomic():
-        watch = (
-            MetricWatch.objects.select_for_update(of=("self",))
-            .select_related("metric", "team", "open_requirement")
-            .filter(pk=watch_id, is_active=True)
-            .first()
-        )
-        if watch is None:
-            return None
-        watch.evaluated_at = now
-        if watch.open_requirement is not None and not watch.open_requirement.is_closed:
-            watch.save(update_fields=["evaluated_at"])
-            return None
-        streak = rules.firing_streak(
-            watch_series(watch=watch),
-            comparison=watch.comparison,
-            threshold=watch.threshold,
-            periods=watch.periods,
-            period=watch.period,
-            after=watch.fired_through,
-        )
-        if streak is None:
-            watch.save(update_fields=["evaluated_at"])
-            return None
-        try:
-            with transaction.atomic():
-                firing = WatchFiring.objects.create(
-                    watch=watch,
-                    fired_at=now,
-                    streak_start=streak.start,
-                    streak_end=streak.end,
-                    values=[str(value.normalize()) for value in streak.values],
-                )
-        except IntegrityError:
-            return None  # this streak already fired (another run got there first)
-        requirement = _open_from_template(watch, streak, at=opened_at)
-        firing.requirement = requirement
-        firing.save(update_fields=["requirement"])
+        watches = watches_to_evaluate(scope=scope, limit=WATCH_BATCH, skip_locked=skip_locked)
+        if not watches:
+            return [], []
+        due = [w for w in watches if w.open_requirement is None or w.open_requirement.is_closed]
+        series = watch_series(due)
+        fired: list[tuple[MetricWatch, rules.Streak]] = []
+        for watch in due:
+            streak = rules.firing_streak(
+                series[watch.pk],
+                comparison=watch.comparison,
+                threshold=watch.threshold,
+                periods=watch.periods,
+                period=watch.period,
+                after=watch.fired_through,
+            )
+            if streak is not None:
+                fired.append((watch, streak))
+        MetricWatch.objects.filter(pk__in=[watch.pk for watch in watches]).update(evaluated_at=now)
+        for watch in watches:
+            watch.evaluated_at = now
+        firings = _watches_fire(fired, now=now, opened_at=opened_at) if fired else []
+    return watches, firings
+
+
+def _watches_fire(
+    fired: list[tuple[MetricWatch, rules.Streak]], *, now: dt.datetime, opened_at: dt.datetime | None
+) -> list[WatchFiring]:
+    """Open a requirement from each watch's template, record the firings and tell the owners (unless
+    backdated). The caller holds the watches' row locks, so no other run records a firing for them
+    meanwhile; a streak already recorded (the unique firing) is skipped rather than failing the batch."""
+    recorded = set(
+        WatchFiring.objects.filter(
+            watch_id__in=[watch.pk for watch, _streak in fired],
+            streak_end__in=sorted({streak.end for _watch, streak in fired}),
+        ).values_list("watch_id", "streak_end")
+    )
+    # Opening a requirement locks its team's row until the batch commits: taking them in team order
+    # keeps two batches firing in the same teams from deadlocking.
+    fired = sorted(
+        ((watch, streak) for watch, streak in fired if (watch.pk, streak.end) not in recorded),
+        key=lambda pair: (pair[0].team_id, pair[0].pk),
+    )
+    if not fired:
+        return []
+    members = _members_by_team({watch.team_id for watch, _streak in fired})
+    firings: list[WatchFiring] = []
+    for watch, streak in fired:
+        requirement = _open_from_template(watch, streak, at=opened_at, members=members[watch.team_id])
         watch.open_requirement = requirement
         watch.fired_through = streak.end
-        watch.save(update_fields=["open_requirement", "fired_through", "evaluated_at"])
-        if opened_at is None:  # backdated evaluations (demo history) tell nobody, as backdated moves don't
-            _notify_watch_owners(watch, requirement)
         logger.info("watch %s fired: opened %s", watch.pk, requirement.key)
-    return firing
+        firings.append(
+            WatchFiring(
+                watch=watch,
+                fired_at=now,
+                streak_start=streak.start,
+                streak_end=streak.end,
+                values=[str(value.normalize()) for value in streak.values],
+                requirement=requirement,
+            )
+        )
+    firings = WatchFiring.objects.bulk_create(firings)
+    MetricWatch.objects.bulk_update(
+        [watch for watch, _streak in fired], ["open_requirement", "fired_through"]
+    )
+    if opened_at is None:  # backdated evaluations (demo history) tell nobody, as backdated moves don't
+        notify([item for firing in firings for item in _watch_fired_items(firing, members)])
+    return firings
 
 
-def _open_from_template(watch: MetricWatch, streak: rules.Streak, *, at: dt.datetime | None) -> Requirement:
+def _members_by_team(team_ids: Iterable[int]) -> dict[int, list[Membership]]:
+    members: dict[int, list[Membership]] = {team_id: [] for team_id in team_ids}
+    for membership in Membership.objects.filter(team_id__in=members):
+        members[membership.team_id].append(membership)
+    return members
+
+
+def _open_from_template(
+    watch: MetricWatch, streak: rules.Streak, *, at: dt.datetime | None, members: list[Membership]
+) -> Requirement:
+    """`members` are the watch's team's memberships: the template's assignee gets the requirement only
+    while still a member."""
     values = ", ".join(_format_value(value, watch.metric.unit) for value in streak.values)
     note = _("Opened by the metric watch “%(name)s”: %(metric)s was %(values)s (%(start)s to %(end)s).") % {
         "name": watch.name,
@@ -607,7 +676,7 @@ def _open_from_template(watch: MetricWatch, streak: rules.Streak, *, at: dt.date
         "priority": watch.priority,
         "target_metric": watch.metric.name,
     }
-    if watch.assignee_id and Membership.objects.filter(team=watch.team, user_id=watch.assignee_id).exists():
+    if watch.assignee_id and any(membership.user_id == watch.assignee_id for membership in members):
         fields["assignee"] = watch.assignee_id
     return workflow_services.requirement_create(
         team=watch.team, actor=None, title=watch.title, at=at, origin=f"watch:{watch.pk}", note=note, **fields
@@ -619,41 +688,28 @@ def _format_value(value: Decimal, unit: str) -> str:
     return f"{text}{unit}" if unit in ("%", "‰") else f"{text} {unit}".strip()
 
 
-def _notify_watch_owners(watch: MetricWatch, requirement: Requirement) -> None:
+def _watch_fired_items(firing: WatchFiring, members: Mapping[int, list[Membership]]) -> list[Item]:
+    """The notifications of one firing: to the requirement's assignee and the members holding the
+    watch's owner role."""
+    watch, requirement = firing.watch, firing.requirement
+    assert requirement is not None  # just opened
     recipients: set[int] = set()
     if requirement.assignee_id:
         recipients.add(requirement.assignee_id)
     if watch.owner_role:
-        flag = f"is_{watch.owner_role}"
-        recipients |= set(
-            Membership.objects.filter(team=watch.team, **{flag: True}).values_list("user_id", flat=True)
+        recipients |= {m.user_id for m in members[watch.team_id] if watch.owner_role in m.roles}
+    return [
+        Item(
+            recipient_id=user_id,
+            team_id=watch.team_id,
+            requirement_id=requirement.pk,
+            kind=Kind.WATCH_FIRED,
+            message=gettext_noop("Metric watch “%(watch)s” fired: %(key)s %(title)s was opened"),
+            params={"watch": watch.name, "key": requirement.key, "title": requirement.title},
+            link=reverse("requirement", kwargs={"key": requirement.key}),
         )
-    notify(
-        [
-            Item(
-                recipient_id=user_id,
-                team_id=watch.team_id,
-                requirement_id=requirement.pk,
-                kind=Kind.WATCH_FIRED,
-                message=gettext_noop("Metric watch “%(watch)s” fired: %(key)s %(title)s was opened"),
-                params={"watch": watch.name, "key": requirement.key, "title": requirement.title},
-                link=reverse("requirement", kwargs={"key": requirement.key}),
-            )
-            for user_id in sorted(recipients)
-        ]
-    )
-
-
-def watches_evaluate(*, metric_ids: Iterable[int] | None = None, now: dt.datetime | None = None) -> int:
-    """Evaluate the active watches (of the given metrics, or all); returns how many fired."""
-    watches = MetricWatch.objects.filter(is_active=True)
-    if metric_ids is not None:
-        watches = watches.filter(metric_id__in=list(metric_ids))
-    fired = 0
-    for watch_id in watches.order_by("pk").values_list("pk", flat=True):
-        if watch_evaluate(watch_id=watch_id, now=now) is not None:
-            fired += 1
-    return fired
+        for user_id in sorted(recipients)
+    ]
 
 
 # ----------------------------------------------------------------------------------------------- goals

@@ -15,5 +15,6 @@ def evaluate_watches(*, metric_ids: list[int]) -> int:
 
 @shared_task(acks_late=True)
 def watch_sweep() -> int:
-    """Evaluate every active watch: catches hints lost while the broker was down."""
+    """Evaluate every active watch, in batches of services.WATCH_BATCH: catches hints lost while the
+    broker was down. Returns how many fired."""
     return services.watches_evaluate()
