@@ -78,18 +78,28 @@ def retry_delay(attempts: int) -> int:
     return int(min(RETRY_BACKOFF * 2 ** max(attempts - 1, 0), RETRY_BACKOFF_MAX))
 
 
-def notify(items: Sequence[Item], *, now: dt.datetime | None = None) -> list[int]:
+def notify(
+    items: Sequence[Item],
+    *,
+    now: dt.datetime | None = None,
+    users: Sequence[User] | None = None,
+    webhooks: Sequence[WebhookEndpoint] | None = None,
+) -> list[int]:
     """Write the in-app notifications and one pending delivery per person (email) and per webhook, each
     carrying all of that person's or webhook's items, so a sweep sends one message per destination.
-    Must run inside the caller's transaction; the sends are queued after it commits."""
+    Must run inside the caller's transaction; the sends are queued after it commits.
+
+    A caller that has already read the recipients (with `select_related("notification_settings")`)
+    passes them as `users`, and the active webhooks of the items' teams as `webhooks` (an empty list
+    when there are none); otherwise each is read here."""
     if not items:
         return []
     now = now or timezone.now()
-    recipients = list(
-        User.objects.filter(pk__in={item.recipient_id for item in items}).select_related(
-            "notification_settings"
-        )
-    )
+    wanted = {item.recipient_id for item in items}
+    if users is None:
+        recipients = list(User.objects.filter(pk__in=wanted).select_related("notification_settings"))
+    else:
+        recipients = [user for user in users if user.pk in wanted]
     settings_by_user = {
         user.pk: user.notification_settings for user in recipients if hasattr(user, "notification_settings")
     }
@@ -115,9 +125,10 @@ def notify(items: Sequence[Item], *, now: dt.datetime | None = None) -> list[int
         if notification.kind in kinds and notification.recipient_id in with_email:
             by_recipient[(notification.recipient_id, notification.team_id)].append(notification)
 
-    webhooks = list(
-        WebhookEndpoint.objects.filter(team_id__in={n.team_id for n in notifications}, active=True)
-    )
+    if webhooks is None:
+        webhooks = list(
+            WebhookEndpoint.objects.filter(team_id__in={n.team_id for n in notifications}, active=True)
+        )
     by_webhook: dict[int, list[Notification]] = defaultdict(list)
     for webhook in webhooks:
         seen: set[tuple[int | None, str]] = set()

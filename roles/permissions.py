@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from opsteam.exceptions import NotFound, NotPermitted
 
-from .models import Membership, Role, Team
+from .models import Membership, Role, Team, role_flag
 
 UserLike = User | AnonymousUser
 
@@ -19,6 +21,23 @@ def roles_for(*, user: UserLike, team: Team | int) -> frozenset[str]:
     team_id = team if isinstance(team, int) else team.pk
     membership = Membership.objects.filter(user_id=user.pk, team_id=team_id).first()
     return membership.roles if membership else frozenset()
+
+
+def role_annotations(*, user: UserLike, team_field: str = "team_id") -> dict[str, Any]:
+    """Annotations that read the user's role flags in the team of each row (`team_field` names the
+    team's id), so the query that reads a row also says who may act on it; `roles_annotated` reads
+    them back. Each is an indexed lookup of the (user, team) membership."""
+    # An anonymous user is nobody's member: id 0 is no user.
+    user_id: int = user.pk if user.is_authenticated else 0
+    membership = Membership.objects.filter(team_id=OuterRef(team_field), user_id=user_id)
+    return {
+        f"actor_{role_flag(role)}": Subquery(membership.values(role_flag(role))[:1]) for role in Role.values
+    }
+
+
+def roles_annotated(row: object) -> frozenset[str]:
+    """The roles read by `role_annotations`; empty when the user is not a member of the row's team."""
+    return frozenset(role for role in Role.values if getattr(row, f"actor_{role_flag(role)}", None))
 
 
 def teams_visible_to(*, user: UserLike) -> QuerySet[Team]:

@@ -16,9 +16,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from notifications.models import Kind, SentMarker
+from notifications.models import Kind, SentMarker, WebhookEndpoint
 from notifications.services import Item, Words, mark_once, notify
-from roles.models import Membership, Team, role_flag
+from roles.models import Membership, Role, Team, role_flag
 from worktime.hours import CalendarDef, add_working_seconds
 from worktime.selectors import calendar_definition
 
@@ -45,16 +45,30 @@ def sla_deadlines(
     )
 
 
-def set_sla(requirement: Requirement, *, stage: Stage | None, entered_at: dt.datetime) -> list[str]:
-    """Set the SLA fields for a new stage visit (None: the requirement closed); returns the fields."""
-    if stage is None:
+class _Unread:
+    """The team's calendar has not been read yet (set_sla reads it when the stage has an SLA)."""
+
+
+CALENDAR_UNREAD: CalendarDef | _Unread | None = _Unread()
+
+
+def set_sla(
+    requirement: Requirement,
+    *,
+    stage: Stage | None,
+    entered_at: dt.datetime,
+    calendar: CalendarDef | _Unread | None = CALENDAR_UNREAD,
+) -> list[str]:
+    """Set the SLA fields for a new stage visit (None: the requirement closed); returns the fields.
+    `calendar` is the team's working-hours calendar when the caller knows it (None: calendar time);
+    by default it is read, and only when the stage has an SLA."""
+    if stage is None or not stage.sla_hours:
         due = escalate = None
     else:
+        if isinstance(calendar, _Unread):
+            calendar = calendar_definition(team=requirement.team)
         due, escalate = sla_deadlines(
-            team=requirement.team,
-            stage=stage,
-            entered_at=entered_at,
-            calendar=calendar_definition(team=requirement.team),
+            team=requirement.team, stage=stage, entered_at=entered_at, calendar=calendar
         )
     requirement.sla_due_at = due
     requirement.sla_escalate_at = escalate
@@ -69,18 +83,20 @@ def _link(requirement: Requirement) -> str:
     return reverse("requirement", kwargs={"key": requirement.key})
 
 
-def _members_holding(team_ids: Iterable[int], roles: Iterable[str]) -> dict[int, set[int]]:
-    """team id → ids of members holding any of the roles (one query)."""
-    condition = Q()
-    for role in roles:
-        condition |= Q(**{role_flag(role): True})
-    if not condition:
+def _role_holders(team_ids: Iterable[int]) -> dict[tuple[int, str], set[int]]:
+    """(team id, role) → ids of the team's members holding the role: one query for every role, so a
+    sweep's count does not depend on which stages its requirements wait in."""
+    ids = set(team_ids)
+    if not ids:
         return {}
-    found: dict[int, set[int]] = defaultdict(set)
-    for team_id, user_id in Membership.objects.filter(condition, team_id__in=set(team_ids)).values_list(
-        "team_id", "user_id"
+    flags = [role_flag(role) for role in Role.values]
+    found: dict[tuple[int, str], set[int]] = defaultdict(set)
+    for team_id, user_id, *held in Membership.objects.filter(team_id__in=ids).values_list(
+        "team_id", "user_id", *flags
     ):
-        found[team_id].add(user_id)
+        for role, holds in zip(Role.values, held, strict=True):
+            if holds:
+                found[(team_id, role)].add(user_id)
     return found
 
 
@@ -95,11 +111,35 @@ def format_duration(seconds: float) -> str:
 # --------------------------------------------------------------------------- in the caller's transaction
 
 
-def notify_stage_entered(*, requirement: Requirement, stage: Stage, actor: User) -> None:
-    """Your turn: the members who own the stage, and the assignee, learn that it waits on them."""
-    owners = _members_holding([requirement.team_id], stage.owner_roles).get(requirement.team_id, set())
-    recipients = owners | ({requirement.assignee_id} if requirement.assignee_id else set())
-    recipients.discard(actor.pk)
+def notify_stage_entered(
+    *,
+    requirement: Requirement,
+    stage: Stage,
+    actor: User,
+    webhooks: Sequence[WebhookEndpoint] | None = None,
+) -> None:
+    """Your turn: the members who own the stage, and the assignee, learn that it waits on them. The
+    people are read with their notification settings in one query. `webhooks` are the team's active
+    webhooks when the caller knows them (an empty list when it has none); by default they are read."""
+    owning = Q()
+    for role in stage.owner_roles:
+        owning |= Q(**{role_flag(role): True})
+    # A subquery, not a join: the (team, user) index finds the owners, and nobody comes back twice.
+    owners = (
+        Membership.objects.filter(owning, team_id=requirement.team_id)
+        if owning
+        else Membership.objects.none()
+    )
+    condition = Q(pk__in=owners.values("user_id"))
+    if requirement.assignee_id:
+        condition |= Q(pk=requirement.assignee_id)
+    people = {
+        user.pk: user
+        for user in User.objects.filter(condition)
+        .exclude(pk=actor.pk)
+        .select_related("notification_settings")
+    }
+    recipients = sorted(people)
     notify(
         [
             Item(
@@ -111,8 +151,10 @@ def notify_stage_entered(*, requirement: Requirement, stage: Stage, actor: User)
                 params={"key": requirement.key, "title": requirement.title, "stage": Words(stage.name)},
                 link=_link(requirement),
             )
-            for user_id in sorted(recipients)
-        ]
+            for user_id in recipients
+        ],
+        users=list(people.values()),
+        webhooks=webhooks,
     )
 
 
@@ -175,10 +217,11 @@ def _latest_event() -> Subquery:
 
 
 def _current_loop() -> Subquery:
+    # order_by(): the loop's default ordering would join the requirement and its team to sort one row.
     return Subquery(
-        IterationLoop.objects.filter(requirement_id=OuterRef("pk"), number=OuterRef("loop_number")).values(
-            "pk"
-        )[:1]
+        IterationLoop.objects.filter(requirement_id=OuterRef("pk"), number=OuterRef("loop_number"))
+        .order_by()
+        .values("pk")[:1]
     )
 
 
@@ -227,11 +270,13 @@ def sla_sweep(*, now: dt.datetime | None = None, batch: int = SWEEP_BATCH) -> tu
 def _sla_items(new: Sequence[tuple[Requirement, int]], now: dt.datetime) -> list[Item]:
     if not new:
         return []
-    waiting_on = _waiting_on([r for r, level in new if level == 1])
-    leads = _members_holding({r.team_id for r, _level in new}, ["lead"])
+    holders = _role_holders({r.team_id for r, _level in new})
+    waiting_on = _waiting_on([r for r, level in new if level == 1], holders)
     items = []
     for requirement, level in new:
-        people = waiting_on[requirement.pk] if level == 1 else leads.get(requirement.team_id, set())
+        people = (
+            waiting_on[requirement.pk] if level == 1 else holders.get((requirement.team_id, Role.LEAD), set())
+        )
         params: dict[str, object] = {
             "key": requirement.key,
             "title": requirement.title,
@@ -315,7 +360,7 @@ def due_sweep(*, now: dt.datetime | None = None) -> int:
         done = set(SentMarker.objects.filter(key__in=list(candidates)).values_list("key", flat=True))
         SentMarker.objects.bulk_create(SentMarker(key=key) for key in candidates if key not in done)
         due = [reminder for key, reminder in candidates.items() if key not in done]
-        people = _waiting_on([r for r, _level in due])
+        people = _waiting_on([r for r, _level in due], _role_holders({r.team_id for r, _level in due}))
         items = [
             Item(
                 recipient_id=user_id,
@@ -341,18 +386,18 @@ def due_sweep(*, now: dt.datetime | None = None) -> int:
     return len(items)
 
 
-def _waiting_on(requirements: Sequence[Requirement]) -> dict[int, set[int]]:
-    """requirement id → who it waits on: its assignee, or else the members owning its stage."""
-    team_ids = {r.team_id for r in requirements}
-    roles = {role for r in requirements for role in r.stage.owner_roles}
-    holders = {role: _members_holding(team_ids, [role]) for role in roles}
+def _waiting_on(
+    requirements: Sequence[Requirement], holders: dict[tuple[int, str], set[int]]
+) -> dict[int, set[int]]:
+    """requirement id → who it waits on: its assignee, or else the members owning its stage (`holders`
+    as `_role_holders` reads them for the requirements' teams)."""
     found: dict[int, set[int]] = {}
     for requirement in requirements:
         if requirement.assignee_id:
             found[requirement.pk] = {requirement.assignee_id}
         else:
             found[requirement.pk] = set().union(
-                *(holders[role].get(requirement.team_id, set()) for role in requirement.stage.owner_roles)
+                *(holders.get((requirement.team_id, role), set()) for role in requirement.stage.owner_roles)
             )
     return found
 

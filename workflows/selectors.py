@@ -9,17 +9,18 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from opsteam.exceptions import NotFound
 from roles import permissions
 from roles.models import Membership, Team
-from roles.permissions import roles_for, teams_visible_to
+from roles.permissions import role_annotations, roles_annotated, roles_for, teams_visible_to
 
 from . import engine
 from .models import (
     Comment,
     IterationLoop,
+    Label,
     Requirement,
     Stage,
     StageEvent,
@@ -37,12 +38,16 @@ def workflow_current(*, team: Team | int) -> Workflow:
     return Workflow.objects.get(team_id=team_id, is_current=True)
 
 
-def workflow_definition(*, workflow: Workflow, stages: list[Stage] | None = None) -> engine.WorkflowDef:
-    """The pure definition the engine works on (two queries; one when the caller has the stages)."""
+def workflow_definition(
+    *, workflow: Workflow, stages: list[Stage] | None = None, transitions: list[Transition] | None = None
+) -> engine.WorkflowDef:
+    """The pure definition the engine works on (two queries; none when the caller has the stages and
+    the transitions)."""
     if stages is None:
         stages = list(workflow.stages.all())
     by_id = {stage.pk: stage for stage in stages}
-    transitions = workflow.transitions.all()
+    if transitions is None:
+        transitions = list(workflow.transitions.all())
     return engine.WorkflowDef(
         stages=tuple(
             engine.StageDef(
@@ -72,10 +77,12 @@ def team_get_for_user(*, user: UserLike, team_id: int) -> Team:
 
 
 def requirement_list_for_user(*, user: UserLike) -> QuerySet[Requirement]:
+    """The requirements the user may see, with what their API shape shows: stage and workflow
+    version, label names and watcher ids (team, assignee and author are shown by id)."""
     return (
         Requirement.objects.filter(team__in=teams_visible_to(user=user))
-        .select_related("team", "stage", "assignee", "workflow")
-        .prefetch_related("labels", "watchers")
+        .select_related("stage", "workflow")
+        .prefetch_related("labels", Prefetch("watchers", queryset=User.objects.only("pk")))
     )
 
 
@@ -110,6 +117,95 @@ def requirement_get_for_user(
         .values_list("pk", flat=True)
     )
     return Requirement.objects.select_related(*related).get(pk=pk)
+
+
+def requirement_lock_for_move(
+    *, user: UserLike, requirement_id: int | None = None, key: str | None = None
+) -> tuple[Requirement, frozenset[str]]:
+    """The requirement a transition moves, locked, with its team and workflow, the id of its current
+    loop (`current_loop_id`), the number of stages of its workflow version (`stage_count`), whether its team counts SLAs in working time (`calendar_on`) and has
+    active webhooks (`webhooks_on`), and the user's roles in the team: all in one query. NotFound when
+    absent or not visible to the user. The caller must be inside transaction.atomic().
+
+    Only the requirement row is locked, found by its id or key alone: the joins are on team and
+    workflow, which never change, so PostgreSQL's re-check of a row changed while we waited for its
+    lock keeps the row. (A join on the stage, which a concurrent winner changes, or a team subquery in
+    the WHERE clause would drop it.) Visibility is checked on the locked row, through the roles read
+    with it."""
+    from notifications.models import WebhookEndpoint  # notifications never imports workflows
+    from worktime.models import WorkCalendar
+
+    queryset = Requirement.objects.select_for_update(of=("self",))
+    if requirement_id is not None:
+        queryset = queryset.filter(pk=requirement_id)
+    elif key:
+        queryset = queryset.filter(key=key.upper())
+    else:
+        raise NotFound()
+    requirement = (
+        queryset.select_related("team", "workflow")
+        .annotate(
+            current_loop_id=Subquery(
+                IterationLoop.objects.filter(requirement_id=OuterRef("pk"), number=OuterRef("loop_number"))
+                .order_by()
+                .values("pk")[:1]
+            ),
+            stage_count=Subquery(
+                Stage.objects.filter(workflow_id=OuterRef("workflow_id"))
+                .order_by()
+                .values("workflow_id")
+                .annotate(n=Count("pk"))
+                .values("n")[:1]
+            ),
+            calendar_on=Exists(WorkCalendar.objects.filter(team_id=OuterRef("team_id"), enabled=True)),
+            webhooks_on=Exists(WebhookEndpoint.objects.filter(team_id=OuterRef("team_id"), active=True)),
+            **role_annotations(user=user),
+        )
+        .order_by()
+        .first()
+    )
+    if requirement is None:
+        raise NotFound()
+    roles = roles_annotated(requirement)
+    if not roles and not (user.is_authenticated and user.is_staff):
+        raise NotFound()
+    return requirement, roles
+
+
+def workflow_stages_and_transitions(*, requirement: Requirement) -> tuple[list[Stage], list[Transition]]:
+    """The stages (in order) and transitions of the requirement's workflow version, in one query when
+    every stage is on some transition: the transitions with their stages. `stage_count` (from
+    `requirement_lock_for_move`) tells whether some stage was left out; then the stages are read too."""
+    # The default order within one workflow, without the joins to its team that the default brings.
+    transitions = list(
+        Transition.objects.filter(workflow_id=requirement.workflow_id)
+        .select_related("from_stage", "to_stage")
+        .order_by("from_stage__order", "kind")
+    )
+    stages: dict[int, Stage] = {}
+    for transition in transitions:
+        stages[transition.from_stage_id] = transition.from_stage
+        if transition.to_stage is not None:
+            stages[transition.to_stage.pk] = transition.to_stage
+    if len(stages) != requirement.stage_count:  # type: ignore[attr-defined]
+        stages = {stage.pk: stage for stage in Stage.objects.filter(workflow_id=requirement.workflow_id)}
+    return sorted(stages.values(), key=lambda stage: (stage.order, stage.pk)), transitions
+
+
+LOOP_GUARDS = frozenset({"conclusion", "verdict", "tracking_plan"})
+
+
+def requirement_guard_fields_for_move(
+    *, requirement: Requirement, definition: engine.WorkflowDef, current: str, target: str
+) -> dict[str, Any]:
+    """The guard fields `engine.decide` reads for one move. The current loop's analysis is read (one
+    query, after the lock, so it is fresh) only when the move's guards look at it."""
+    transition = definition.transition(current, target)
+    if transition is not None and LOOP_GUARDS & set(transition.required_fields):
+        loop: Any = requirement_current_loop(requirement=requirement)
+    else:
+        loop = SimpleNamespace(conclusion="", verdict="", tracking_total=0, tracking_verified=0)
+    return requirement_guard_fields(requirement=requirement, loop=loop)
 
 
 def _tracking_counts() -> dict[str, Any]:
@@ -268,17 +364,38 @@ def requirement_available_transitions(*, user: UserLike, requirement: Requiremen
 
 
 def workflow_definitions(*, workflow_ids: Iterable[int]) -> dict[int, tuple[list[Stage], engine.WorkflowDef]]:
-    """Each workflow version's stages and engine definition (two queries for any number of versions)."""
+    """Each workflow version's stages (in order) and engine definition, for any number of versions: one
+    query, the transitions with their stages and the number of stages of their version, when every stage
+    is on some transition (as in every workflow opsteam makes); the stages are read too when not."""
     ids = set(workflow_ids)
-    stages_by_workflow: dict[int, list[Stage]] = defaultdict(list)
-    for stage in Stage.objects.filter(workflow_id__in=ids).order_by("workflow_id", "order"):
-        stages_by_workflow[stage.workflow_id].append(stage)
+    stage_count = (
+        Stage.objects.filter(workflow_id=OuterRef("workflow_id"))
+        .order_by()
+        .values("workflow_id")
+        .annotate(n=Count("pk"))
+        .values("n")[:1]
+    )
     transitions_by_workflow: dict[int, list[Transition]] = defaultdict(list)
-    for transition in Transition.objects.filter(workflow_id__in=ids).order_by("id"):
+    found: dict[int, dict[int, Stage]] = defaultdict(dict)
+    counts: dict[int, int] = {}
+    for transition in (
+        Transition.objects.filter(workflow_id__in=ids)
+        .select_related("from_stage", "to_stage")
+        .annotate(stage_count=Subquery(stage_count))
+        .order_by("id")
+    ):
         transitions_by_workflow[transition.workflow_id].append(transition)
+        found[transition.workflow_id].setdefault(transition.from_stage_id, transition.from_stage)
+        if transition.to_stage is not None:
+            found[transition.workflow_id].setdefault(transition.to_stage.pk, transition.to_stage)
+        counts[transition.workflow_id] = transition.stage_count
+    incomplete = {workflow_id for workflow_id in ids if len(found[workflow_id]) != counts.get(workflow_id)}
+    if incomplete:
+        for stage in Stage.objects.filter(workflow_id__in=incomplete):
+            found[stage.workflow_id].setdefault(stage.pk, stage)
     result = {}
     for workflow_id in ids:
-        stages = stages_by_workflow[workflow_id]
+        stages = sorted(found[workflow_id].values(), key=lambda stage: (stage.order, stage.pk))
         by_id = {stage.pk: stage for stage in stages}
         result[workflow_id] = (
             stages,
@@ -311,7 +428,10 @@ def _stage_def(stage: Stage) -> engine.StageDef:
 
 def _with_loop_analysis(queryset: QuerySet[Requirement]) -> QuerySet[Requirement]:
     """Annotate the current loop's conclusion and verdict, which transition guards read."""
-    current = IterationLoop.objects.filter(requirement_id=OuterRef("pk"), number=OuterRef("loop_number"))
+    # No ordering in the subqueries: a loop's default one would join its requirement and team per row.
+    current = IterationLoop.objects.filter(
+        requirement_id=OuterRef("pk"), number=OuterRef("loop_number")
+    ).order_by()
     events = TrackingEvent.objects.filter(
         loop__requirement_id=OuterRef("pk"), loop__number=OuterRef("loop_number")
     ).order_by()
@@ -363,8 +483,44 @@ class BoardFilters:
         return any((self.assignee, self.aarrr_stage, self.priority, self.label, self.text))
 
 
+def team_for_board(*, user: UserLike, team_id: int) -> tuple[Team, frozenset[str]]:
+    """A team the user may see, with the id of its current workflow (`current_workflow_id`), and the
+    user's roles in it: one query. NotFound when not visible."""
+    team = None
+    if 0 < team_id < 2**63:
+        team = (
+            teams_visible_to(user=user)
+            .filter(pk=team_id)
+            .annotate(
+                current_workflow_id=Subquery(
+                    Workflow.objects.filter(team_id=OuterRef("pk"), is_current=True)
+                    .order_by()
+                    .values("pk")[:1]
+                ),
+                **role_annotations(user=user, team_field="pk"),
+            )
+            .first()
+        )
+    if team is None:
+        raise NotFound()
+    return team, roles_annotated(team)
+
+
+def board_labels(*, team: Team) -> tuple[list[str], dict[int, list[str]]]:
+    """The team's label names, and each requirement's label names: one query for both."""
+    names: set[str] = set()
+    by_requirement: dict[int, list[str]] = defaultdict(list)
+    rows = Label.objects.filter(team=team).order_by("name").values_list("name", "requirements__id")
+    for name, requirement_id in rows:
+        names.add(name)
+        if requirement_id is not None:
+            by_requirement[requirement_id].append(name)
+    return sorted(names), by_requirement
+
+
 def board_requirements(*, team: Team, user: UserLike, filters: BoardFilters) -> QuerySet[Requirement]:
-    """The team's open requirements for the board, filtered, with what each card shows."""
+    """The team's open requirements for the board, filtered, with what each card shows (their labels
+    come from `board_labels`)."""
     queryset = Requirement.objects.filter(team=team, closed_at__isnull=True)
     if filters.assignee == "me":
         queryset = queryset.filter(assignee_id=user.pk)
@@ -383,7 +539,6 @@ def board_requirements(*, team: Team, user: UserLike, filters: BoardFilters) -> 
     return (
         _with_loop_analysis(queryset)
         .select_related("stage", "assignee")
-        .prefetch_related("labels")
         .order_by("priority", "stage_entered_at", "id")
     )
 
@@ -393,19 +548,25 @@ def queue_for_user(*, user: User) -> list[dict[str, Any]]:
     unassigned ones in a stage their role owns, and ones they were mentioned on (unread)."""
     from notifications.models import Kind, Notification  # notifications never imports workflows
 
-    memberships = {m.team_id: m.roles for m in Membership.objects.filter(user_id=user.pk)}
+    member_of = Membership.objects.filter(user_id=user.pk).values("team_id")
+    # The stages of every workflow version of the user's teams, each with the user's roles in its team.
     owned_stage_ids = [
         stage.pk
-        for stage in Stage.objects.filter(workflow__team_id__in=list(memberships))
-        .only("pk", "owner_roles", "workflow__team_id")
-        .select_related("workflow")
-        if memberships[stage.workflow.team_id] & set(stage.owner_roles)
+        for stage in Stage.objects.filter(workflow__team_id__in=member_of)
+        .annotate(**role_annotations(user=user, team_field="workflow__team_id"))
+        .only("pk", "owner_roles")
+        .order_by()
+        if roles_annotated(stage) & set(stage.owner_roles)
     ]
-    mentioned = Notification.objects.filter(
-        recipient_id=user.pk, kind=Kind.MENTIONED, read_at__isnull=True, requirement__isnull=False
-    ).values("requirement_id")
+    mentioned = (
+        Notification.objects.filter(
+            recipient_id=user.pk, kind=Kind.MENTIONED, read_at__isnull=True, requirement__isnull=False
+        )
+        .order_by()
+        .values("requirement_id")
+    )
     requirements = (
-        Requirement.objects.filter(team_id__in=list(memberships), closed_at__isnull=True)
+        Requirement.objects.filter(team_id__in=member_of, closed_at__isnull=True)
         .filter(
             Q(assignee_id=user.pk)
             | Q(assignee__isnull=True, stage_id__in=owned_stage_ids)
@@ -434,10 +595,12 @@ def team_members(*, team: Team | int) -> list[Membership]:
 
 
 def requirement_page(*, user: UserLike, key: str) -> dict[str, Any]:
-    """Everything the requirement page shows, in a constant number of queries."""
+    """Everything the requirement page shows, in a constant number of queries. The requirement is read
+    with the user's roles in its team."""
     requirement = (
         Requirement.objects.filter(team__in=teams_visible_to(user=user), key=key.upper())
         .select_related("team", "stage", "workflow", "assignee", "created_by")
+        .annotate(**role_annotations(user=user))
         .prefetch_related("labels", "watchers")
         .first()
     )
@@ -450,7 +613,7 @@ def requirement_page(*, user: UserLike, key: str) -> dict[str, Any]:
     )
     current_loop = next((loop for loop in loops if loop.number == requirement.loop_number), loops[-1])
     stages, definition = workflow_definitions(workflow_ids=[requirement.workflow_id])[requirement.workflow_id]
-    roles = roles_for(user=user, team=requirement.team_id)
+    roles = roles_annotated(requirement)
     options = engine.options(
         definition,
         current=requirement.stage.slug,

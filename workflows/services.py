@@ -50,9 +50,11 @@ from .models import (
 from .selectors import (
     requirement_current_loop,
     requirement_get_for_user,
-    requirement_guard_fields,
+    requirement_guard_fields_for_move,
+    requirement_lock_for_move,
     workflow_current,
     workflow_definition,
+    workflow_stages_and_transitions,
 )
 
 logger = logging.getLogger("opsteam.events")
@@ -423,7 +425,7 @@ def requirement_create(
         )
         if live and actor is not None:
             reminders.notify_stage_entered(requirement=requirement, stage=first, actor=actor)
-        transaction.on_commit(lambda: _log_event(event.pk))
+        _log_on_commit(event, requirement.key)
     return requirement
 
 
@@ -444,7 +446,8 @@ def requirement_update(*, requirement_id: int, actor: User, **fields: Any) -> Re
 
 def requirement_transition(
     *,
-    requirement_id: int,
+    requirement_id: int | None = None,
+    key: str | None = None,
     actor: User,
     from_stage: str,
     to_stage: str,
@@ -454,7 +457,9 @@ def requirement_transition(
 ) -> StageEvent:
     """Move a requirement. `from_stage` is the stage the user saw; if the requirement has moved since,
     Conflict is raised and nothing changes. `to_stage` is a stage slug, or iterate / close out of a loop.
-    Exactly one of two racing callers wins: the row lock serialises them and the loser sees the new stage."""
+    Exactly one of two racing callers wins: the row lock serialises them and the loser sees the new stage.
+    The requirement is named by its id or its key; the returned event's `requirement` is the requirement
+    as it is after the move, with its team, workflow and stage."""
     if to_stage == engine.CLOSE and outcome not in Outcome.values:
         raise InvalidInput(
             {"outcome": [_("Choose an outcome: %(choices)s.") % {"choices": ", ".join(Outcome.values)}]}
@@ -464,10 +469,12 @@ def requirement_transition(
     if len(note) > NOTE_LIMIT:
         raise InvalidInput({"note": [_("At most %(n)d characters.") % {"n": NOTE_LIMIT}]})
     with transaction.atomic():
-        requirement = requirement_get_for_user(user=actor, requirement_id=requirement_id, lock=True)
-        roles = roles_for(user=actor, team=requirement.team)
+        requirement, roles = requirement_lock_for_move(user=actor, requirement_id=requirement_id, key=key)
         if requirement.is_closed:
             raise RequirementClosed(requirement.key)
+        stage_list, transitions = workflow_stages_and_transitions(requirement=requirement)
+        stages = {stage.pk: stage for stage in stage_list}
+        requirement.stage = stages[requirement.stage_id]
         if requirement.stage.slug != from_stage:
             last = (
                 StageEvent.objects.filter(requirement=requirement)
@@ -485,21 +492,24 @@ def requirement_transition(
         at = at or timezone.now()
         if at < requirement.stage_entered_at:
             raise InvalidInput({"at": [_("A transition cannot precede the one before it.")]})
-        stages = {stage.slug: stage for stage in requirement.workflow.stages.all()}
-        definition = workflow_definition(workflow=requirement.workflow, stages=list(stages.values()))
-        loop = requirement_current_loop(requirement=requirement)
+        definition = workflow_definition(
+            workflow=requirement.workflow, stages=stage_list, transitions=transitions
+        )
         if not roles:
             raise RoleNotAllowed(_allowed_roles_for(definition, from_stage, to_stage))
         move = engine.decide(
             definition,
-            current=requirement.stage.slug,
+            current=from_stage,
             target=to_stage,
             roles=roles,
-            fields=requirement_guard_fields(requirement=requirement, loop=loop),
+            fields=requirement_guard_fields_for_move(
+                requirement=requirement, definition=definition, current=from_stage, target=to_stage
+            ),
         )
+        loop_id = requirement.current_loop_id  # type: ignore[attr-defined]
         event = StageEvent.objects.create(
             requirement=requirement,
-            loop=loop,
+            loop_id=loop_id,
             from_stage=move.from_stage,
             to_stage=move.to_stage or "",
             kind=move.kind,
@@ -508,27 +518,38 @@ def requirement_transition(
             note=note,
         )
         if move.closes_loop:
-            loop.closed_at = at
-            loop.outcome = LoopOutcome.ITERATE if move.opens_loop else LoopOutcome.CLOSE
-            loop.save(update_fields=["closed_at", "outcome"])
+            IterationLoop.objects.filter(pk=loop_id).update(
+                closed_at=at, outcome=LoopOutcome.ITERATE if move.opens_loop else LoopOutcome.CLOSE
+            )
         changed = ["updated_at"]
         if move.opens_loop:
-            IterationLoop.objects.create(requirement=requirement, number=loop.number + 1, started_at=at)
-            requirement.loop_number = loop.number + 1
+            IterationLoop.objects.create(
+                requirement=requirement, number=requirement.loop_number + 1, started_at=at
+            )
+            requirement.loop_number += 1
             changed.append("loop_number")
+        # The team's working-hours calendar is read only when it is on (the lock's query says).
+        calendar = reminders.CALENDAR_UNREAD if requirement.calendar_on else None  # type: ignore[attr-defined]
         if move.to_stage is None:
             requirement.closed_at = at
             requirement.outcome = outcome
             changed += ["closed_at", "outcome", *reminders.set_sla(requirement, stage=None, entered_at=at)]
         else:
-            requirement.stage = stages[move.to_stage]
+            requirement.stage = next(stage for stage in stages.values() if stage.slug == move.to_stage)
             requirement.stage_entered_at = at
             changed += ["stage", "stage_entered_at"]
-            changed += reminders.set_sla(requirement, stage=requirement.stage, entered_at=at)
+            changed += reminders.set_sla(
+                requirement, stage=requirement.stage, entered_at=at, calendar=calendar
+            )
         requirement.save(update_fields=changed)
         if live and move.to_stage is not None:
-            reminders.notify_stage_entered(requirement=requirement, stage=requirement.stage, actor=actor)
-        transaction.on_commit(lambda: _log_event(event.pk))
+            reminders.notify_stage_entered(
+                requirement=requirement,
+                stage=requirement.stage,
+                actor=actor,
+                webhooks=None if requirement.webhooks_on else [],  # type: ignore[attr-defined]
+            )
+        _log_on_commit(event, requirement.key)
     return event
 
 
@@ -735,17 +756,10 @@ def tracking_event_delete(*, event_id: int, actor: User) -> None:
         event.delete()
 
 
-def _log_event(event_id: int) -> None:
-    event = StageEvent.objects.select_related("requirement", "actor").filter(pk=event_id).first()
-    if event is not None:
-        logger.info(
-            "%s %s → %s (%s) by %s",
-            event.requirement.key,
-            event.from_stage or "-",
-            event.to_stage or event.kind,
-            event.kind,
-            event.actor,
-        )
+def _log_on_commit(event: StageEvent, key: str) -> None:
+    """Log the event once it is committed, from the values in hand: no query after the commit."""
+    line = (key, event.from_stage or "-", event.to_stage or event.kind, event.kind, event.actor)
+    transaction.on_commit(lambda: logger.info("%s %s → %s (%s) by %s", *line))
 
 
 def comment_create(*, requirement_id: int, actor: User, body: str) -> Comment:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -27,9 +28,11 @@ from roles.permissions import roles_for, team_get_for_user, teams_visible_to
 from . import engine, selectors, services
 from .forms import CommentForm, MoveForm, RequirementForm, add_domain_errors
 from .markdown import render as render_markdown
-from .models import AarrrStage, Label, Priority, Requirement, StageEvent
+from .models import AarrrStage, Priority, Requirement, StageEvent
+from .templatetags.opsteam import duration, person
 
 WARN_AT = 0.8  # a card turns amber at 80 % of its stage's SLA, red past 100 %
+EMPTY = (None, "", [], (), False)  # a guard field holding one of these is missing (engine._missing)
 
 
 def _team(request: HttpRequest, team_id: int) -> Team:
@@ -59,26 +62,65 @@ def sla_state(requirement: Requirement, now: dt.datetime) -> str:
     return ""
 
 
+def _requirements_prefix() -> str:
+    """'/requirements/': cards link to <prefix><key>/ and its move/ and card/ pages, built by
+    concatenation, as one reverse() per card and link costs more than the rest of the card."""
+    return reverse("requirement", kwargs={"key": "K"})[:-2]
+
+
+def _card_words() -> dict[str, str]:
+    """The words every card repeats, translated once per page rather than once per card."""
+    return {
+        "priority": _("priority"),
+        "overdue": _("overdue"),
+        "warn": _("SLA 80%"),
+        "assignee": _("assignee"),
+        "since": _("in stage since"),
+        "loop": _("loop"),
+        "move": _("Move"),
+        "open_to_move": _("Open the requirement to move it"),
+    }
+
+
 def _card(
-    requirement: Requirement, definition: engine.WorkflowDef, roles: frozenset[str], now: dt.datetime
+    requirement: Requirement,
+    definition: engine.WorkflowDef,
+    roles: frozenset[str],
+    now: dt.datetime,
+    labels: list[str] | None = None,
+    prefix: str = "",
+    zone: dt.tzinfo | None = None,
+    memo: dict[tuple, list[engine.Option]] | None = None,
 ) -> dict:
-    options = engine.options(
-        definition,
-        current=requirement.stage.slug,
-        roles=roles,
-        fields=selectors.guard_fields_of_annotated(requirement),
-    )
+    fields = selectors.guard_fields_of_annotated(requirement)
+    # The options depend on the definition, the stage and which guard fields are empty, not on the
+    # values: cards alike share them (`memo`, one per page).
+    key = (id(definition), requirement.stage.slug, frozenset(n for n, v in fields.items() if v in EMPTY))
+    options = memo.get(key) if memo is not None else None
+    if options is None:
+        options = engine.options(definition, current=requirement.stage.slug, roles=roles, fields=fields)
+        if memo is not None:
+            memo[key] = options
     stage_names = {stage.slug: stage.name for stage in definition.stages}
     return {
         "requirement": requirement,
+        "url": f"{prefix or _requirements_prefix()}{requirement.key}/",
+        "from_stage": requirement.stage.slug,
         "state": sla_state(requirement, now),
         "age": now - requirement.stage_entered_at,
+        # What the card prints, formatted here: a filter per card and value costs more than the value.
+        "age_text": duration(now - requirement.stage_entered_at),
+        "since": timezone.localtime(requirement.stage_entered_at, zone).strftime("%Y-%m-%d %H:%M"),
+        "assignee": person(requirement.assignee),
+        "labels": [label.name for label in requirement.labels.all()] if labels is None else labels,
         "moves": [
             {"option": option, "name": stage_names.get(option.target, "")}
             for option in options
             if option.allowed
         ],
-        "drop_targets": [o.target for o in options if o.allowed and o.target not in engine.LOOP_EXITS],
+        "drop_targets": " ".join(
+            o.target for o in options if o.allowed and o.target not in engine.LOOP_EXITS
+        ),
     }
 
 
@@ -116,32 +158,42 @@ def _filters(request: HttpRequest) -> selectors.BoardFilters:
 @login_required
 @require_GET
 def board(request: HttpRequest, team_id: int) -> HttpResponse:
-    team = _team(request, team_id)
+    try:
+        team, roles = selectors.team_for_board(user=request.user, team_id=team_id)
+    except NotFound as exc:
+        raise Http404 from exc
     filters = _filters(request)
     now = timezone.now()
-    roles = roles_for(user=request.user, team=team)
-    current = selectors.workflow_current(team=team)
+    current_id = team.current_workflow_id  # type: ignore[attr-defined]
     requirements = list(selectors.board_requirements(team=team, user=request.user, filters=filters))
+    label_names, labels_of = selectors.board_labels(team=team)
     definitions = selectors.workflow_definitions(
-        workflow_ids={current.pk, *(r.workflow_id for r in requirements)}
+        workflow_ids={current_id, *(r.workflow_id for r in requirements)}
     )
-    stages, _current_definition = definitions[current.pk]
+    stages, _current_definition = definitions[current_id]
+    prefix = _requirements_prefix()
+    zone = ZoneInfo(team.time_zone)
+    memo: dict[tuple, list[engine.Option]] = {}
     by_stage: dict[str, list[dict]] = {stage.slug: [] for stage in stages}
     for requirement in requirements:
         definition = definitions[requirement.workflow_id][1]
-        by_stage.setdefault(requirement.stage.slug, []).append(_card(requirement, definition, roles, now))
+        by_stage.setdefault(requirement.stage.slug, []).append(
+            _card(requirement, definition, roles, now, labels_of.get(requirement.pk, []), prefix, zone, memo)
+        )
     columns = [{"stage": stage, "cards": by_stage.get(stage.slug, [])} for stage in stages]
     context = {
         "nav": "board",
         "columns": columns,
         "filters": filters,
         "members": selectors.team_members(team=team),
-        "labels": list(Label.objects.filter(team=team).order_by("name").values_list("name", flat=True)),
+        "labels": label_names,
         "aarrr_choices": AarrrStage.choices,
         "priority_choices": Priority.choices,
         "total": len(requirements),
         "may_write": bool(roles),
         "board_url": request.get_full_path(),
+        "lazy_moves": True,
+        "w": _card_words(),
     }
     template = (
         "workflows/_board.html" if request.htmx and request.htmx.target == "board" else "workflows/board.html"
@@ -152,9 +204,46 @@ def board(request: HttpRequest, team_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def requirement_card(request: HttpRequest, key: str) -> HttpResponse:
-    """One board card as it is now (the board reloads a card with it after a conflict)."""
+    """One board card as it is now (the board reloads a card with it after a conflict). With
+    `?from=<stage>`, only the card's move form for the stage the board showed it in: the board loads
+    it when the card's Move menu opens, and a move from a stale card is then refused as a conflict."""
     requirement = _requirement_for_card(request, key)
+    seen = request.GET.get("from")
+    if seen is not None:
+        return _moves_response(request, requirement, seen)
     return _card_response(request, requirement)
+
+
+def _moves_response(request: HttpRequest, requirement: Requirement, seen: str) -> HttpResponse:
+    definition = selectors.workflow_definitions(workflow_ids=[requirement.workflow_id])[
+        requirement.workflow_id
+    ][1]
+    if not any(stage.slug == seen for stage in definition.stages):
+        seen = requirement.stage.slug
+    options = engine.options(
+        definition,
+        current=seen,
+        roles=roles_for(user=request.user, team=requirement.team_id),
+        fields=selectors.guard_fields_of_annotated(requirement),
+    )
+    stage_names = {stage.slug: stage.name for stage in definition.stages}
+    card = {
+        "requirement": requirement,
+        "url": f"{_requirements_prefix()}{requirement.key}/",
+        "from_stage": seen,
+        "moves": [
+            {"option": option, "name": stage_names.get(option.target, "")}
+            for option in options
+            if option.allowed
+        ],
+    }
+    board_url = request.htmx.current_url_abs_path if request.htmx else ""
+    return _render(
+        request,
+        requirement.team,
+        "workflows/_moves.html",
+        {"card": card, "board_url": board_url or ""},
+    )
 
 
 def _requirement_for_card(request: HttpRequest, key: str) -> Requirement:
@@ -171,7 +260,7 @@ def _card_response(
         requirement.workflow_id
     ][1]
     roles = roles_for(user=request.user, team=requirement.team_id)
-    card = _card(requirement, definition, roles, timezone.now())
+    card = _card(requirement, definition, roles, timezone.now(), zone=ZoneInfo(requirement.team.time_zone))
     return _render(
         request,
         requirement.team,
@@ -181,6 +270,7 @@ def _card_response(
             "notice": notice,
             "closed": requirement.is_closed,
             "board_url": request.POST.get("next", ""),
+            "w": _card_words(),
         },
         status=status,
     )

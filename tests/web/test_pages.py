@@ -13,7 +13,7 @@ from notifications.models import Kind, Notification, NotificationSettings
 from tests.conftest import Crew
 from tests.factories import READY_FIELDS, UserFactory, add_member, make_team, verify_tracking
 from workflows import services
-from workflows.models import IterationLoop, Requirement, StageEvent
+from workflows.models import IterationLoop, Requirement, Stage, StageEvent, Workflow
 
 pytestmark = pytest.mark.django_db
 
@@ -90,6 +90,25 @@ def test_board_has_a_column_per_stage_with_counts_and_cards(client: Client, crew
     assert "First-order red packet" in html and "GROW-2" in html and "P1" in html
 
 
+def test_board_has_a_column_for_a_stage_no_transition_touches(client: Client, crew: Crew) -> None:
+    # No service makes such a stage; the board reads stages through the transitions and must not lose
+    # one that none of them names (written directly, as a hand-edited workflow could hold it).
+    workflow = Workflow.objects.get(team=crew.team, is_current=True)
+    Stage.objects.create(workflow=workflow, slug="parked", name="Parked", order=7, owner_roles=["ops"])
+    ready(crew)
+    response = login(client, crew.ops).get(f"/teams/{crew.team.pk}/board/")
+    assert [c["stage"].slug for c in response.context["columns"]] == [
+        "propose",
+        "design",
+        "build",
+        "instrument",
+        "analyze",
+        "optimize",
+        "parked",
+    ]
+    assert [card["requirement"].key for card in response.context["columns"][0]["cards"]] == ["GROW-1"]
+
+
 def test_board_card_offers_only_moves_this_user_may_make(client: Client, crew: Crew) -> None:
     ready(crew)
     response = login(client, crew.ops).get(f"/teams/{crew.team.pk}/board/")
@@ -99,6 +118,37 @@ def test_board_card_offers_only_moves_this_user_may_make(client: Client, crew: C
     card = response.context["columns"][0]["cards"][0]
     assert card["moves"] == []
     assert 'name="to"' not in response.content.decode()
+
+
+def test_board_card_loads_its_move_form_when_the_menu_opens(client: Client, crew: Crew) -> None:
+    requirement = ready(crew)
+    board = login(client, crew.ops).get(f"/teams/{crew.team.pk}/board/").content.decode()
+    assert 'name="to"' not in board  # the form is not on the board itself
+    url = f"/requirements/{requirement.key}/card/?from=propose"
+    assert f'hx-get="{url}"' in board
+    assert f'href="/requirements/{requirement.key}/"' in board  # without JavaScript: the page moves it
+    form = client.get(url, headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/b/?q=x"})
+    html = form.content.decode()
+    assert form.status_code == 200 and html.lstrip().startswith("<form")
+    assert 'name="from_stage" value="propose"' in html and 'name="to" value="design"' in html
+    assert 'name="next" value="/b/?q=x"' in html
+
+
+def test_board_move_form_of_a_stale_card_keeps_the_stage_it_was_seen_in(client: Client, crew: Crew) -> None:
+    requirement = ready(crew)
+    services.requirement_transition(
+        requirement_id=requirement.pk, actor=crew.ops, from_stage="propose", to_stage="design"
+    )
+    html = (
+        login(client, crew.lead).get(f"/requirements/{requirement.key}/card/?from=propose").content.decode()
+    )
+    assert 'name="from_stage" value="propose"' in html  # so the move it sends is refused as a conflict
+    response = client.post(
+        f"/requirements/{requirement.key}/move/",
+        {"from_stage": "propose", "to": "build", "source": "board"},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 409
 
 
 def test_board_filters_are_kept_in_the_url(client: Client, crew: Crew) -> None:
@@ -606,11 +656,18 @@ def test_times_are_in_the_teams_time_zone(client: Client, crew: Crew) -> None:
 
 # ------------------------------------------------------------------------------------------ queries
 
-BOARD_QUERIES = 13
-QUEUE_QUERIES = 7
-# The requirement page's loop panel adds two: the current loop's tracking plan, and the catalogue metric
-# named by the target metric (for the before/after reading).
-PAGE_QUERIES = 16
+# Whole requests as a browser sends them, with its session cookie: the session and its user (2) come
+# first on every page, and the page frame ends each with the unread count and the team switcher (2).
+# The board, between them: the team with the user's roles and its current workflow; the cards; every
+# label with the cards it is on; the transitions of the workflow versions on the board with their stages
+# (the stages alone only when one is on no transition); the members (the assignee filter).
+BOARD_QUERIES = 9
+# My queue: the stages of the user's teams with the user's roles in each; the requirements waiting.
+QUEUE_QUERIES = 6
+# The requirement page: the requirement with the user's roles, its labels and watchers (3); its loops;
+# the transitions with their stages; the events; the comments; the members. The loop panel adds two: the
+# current loop's tracking plan, and the catalogue metric named by the target metric.
+PAGE_QUERIES = 14
 
 
 def _grow(crew: Crew, n: int) -> None:

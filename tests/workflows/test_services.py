@@ -436,10 +436,10 @@ def test_new_team_gets_the_default_workflow_and_its_creator_as_lead() -> None:
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="the count is the same; run once")
 def test_transition_query_count_is_fixed(crew: Crew, django_assert_num_queries: object) -> None:
     requirement = services.requirement_create(team=crew.team, actor=crew.ops, title="x", **READY_FIELDS)
-    # Scope, lock and read (3), roles, stages, transitions, loop (4), event, calendar, update (3), and the
-    # notifications to the design owners: owners, settings, notifications, webhooks, deliveries, links (6),
-    # inside a savepoint (2).
-    with django_assert_num_queries(18):  # type: ignore[operator]
+    # One locking read (with team, workflow, loop and the actor's roles), the workflow's transitions with
+    # their stages, the event, the update; then the design owners with their settings, the notifications,
+    # the deliveries, the links (8), inside a savepoint pair (2).
+    with django_assert_num_queries(10):  # type: ignore[operator]
         services.requirement_transition(
             requirement_id=requirement.pk, actor=crew.ops, from_stage="propose", to_stage="design"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -30,6 +31,13 @@ from workflows.models import (
 from workflows.services import COMMENT_LIMIT, NOTE_LIMIT, TEXT_LIMITS
 
 User = get_user_model()
+
+
+@lru_cache(maxsize=512)
+def _markdown(text: str) -> str:
+    """Rendered Markdown, remembered: a pure function of the text, and the most expensive part of a
+    page of requirements, which lists ask for again and again."""
+    return render(text) if text else ""
 
 
 class UserBriefSerializer(serializers.ModelSerializer):
@@ -222,7 +230,7 @@ class RequirementSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_description_html(self, requirement: Requirement) -> str:
-        return render(requirement.description)
+        return _markdown(requirement.description)
 
 
 class RequirementWriteSerializer(serializers.Serializer):
@@ -337,7 +345,7 @@ class CommentSerializer(serializers.ModelSerializer):
         extra_kwargs = {"body": {"max_length": COMMENT_LIMIT}}
 
     def get_body_html(self, comment: Comment) -> str:
-        return render(comment.body)
+        return _markdown(comment.body)
 
 
 class TokenRequestSerializer(serializers.Serializer):

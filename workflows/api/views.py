@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import authenticate
-from django.db.models import QuerySet
+from django.contrib.auth.models import User
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -257,16 +258,19 @@ class RequirementViewSet(
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Requirement]:
-        # The serializer shows the workflow's version; the selector does not join the workflow (yet).
-        return selectors.requirement_list_for_user(user=self.request.user).select_related("workflow")
+        return selectors.requirement_list_for_user(user=self.request.user)
 
-    def get_object(self) -> Requirement:
+    def _id_or_key(self) -> dict[str, Any]:
+        """The path names the requirement by id or by key."""
         value = str(self.kwargs["pk"])
         if value.isascii() and value.isdigit():
-            return selectors.requirement_get_for_user(user=self.request.user, requirement_id=_int(value))
+            return {"requirement_id": _int(value)}
         if "\x00" in value:  # no key holds one, and PostgreSQL refuses it in a query
             raise NotFound()
-        return selectors.requirement_get_for_user(user=self.request.user, key=value[:24])
+        return {"key": value[:24]}
+
+    def get_object(self) -> Requirement:
+        return selectors.requirement_get_for_user(user=self.request.user, **self._id_or_key())
 
     def _fresh(self, requirement_id: int) -> dict[str, Any]:
         requirement = self.get_queryset().get(pk=requirement_id)
@@ -295,18 +299,23 @@ class RequirementViewSet(
     )
     @action(detail=True, methods=["post"])
     def transition(self, request: Request, pk: str) -> Response:
-        requirement = self.get_object()
+        # The service finds, scopes and locks the requirement in one query, and hands it back as it
+        # is after the move: no read before it, and none after but the labels and watchers.
         data = s.TransitionRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.requirement_transition(
-            requirement_id=requirement.pk,
+        event = services.requirement_transition(
+            **self._id_or_key(),
             actor=request.user,
             from_stage=data.validated_data["from"],
             to_stage=data.validated_data["to"],
             note=data.validated_data["note"],
             outcome=data.validated_data["outcome"],
         )
-        return Response(self._fresh(requirement.pk))
+        requirement = event.requirement
+        prefetch_related_objects(
+            [requirement], "labels", Prefetch("watchers", queryset=User.objects.only("pk"))
+        )
+        return Response(s.RequirementSerializer(requirement).data)
 
     @extend_schema(
         parameters=[ID_OR_KEY],
