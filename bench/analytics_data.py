@@ -94,7 +94,7 @@ def _loop_moves(rng: random.Random) -> list[tuple[str, str, str]]:
     return moves
 
 
-def _history(rng: random.Random, *, loops: int, now: dt.datetime) -> list[_Event]:
+def _history(rng: random.Random, *, loops: int, now: dt.datetime, history: dt.timedelta) -> list[_Event]:
     """One requirement's log: `loops` loops, the last closed or (OPEN_SHARE of the time) left open."""
     moves: list[tuple[int, str, str, str]] = [(1, "", STAGES[0], EventKind.CREATE)]
     for number in range(1, loops + 1):
@@ -114,7 +114,7 @@ def _history(rng: random.Random, *, loops: int, now: dt.datetime) -> list[_Event
         offsets.append(offsets[-1] + rng.randint(low, high))
     span = dt.timedelta(minutes=offsets[-1])
     latest_start = now - span - dt.timedelta(hours=1)
-    earliest_start = now - HISTORY
+    earliest_start = now - history
     created = earliest_start + (latest_start - earliest_start) * rng.random()
     created = created.replace(second=0, microsecond=0)
     return [
@@ -124,23 +124,41 @@ def _history(rng: random.Random, *, loops: int, now: dt.datetime) -> list[_Event
 
 
 def build_loops(
-    *, team: Team, actors: Mapping[str, Any], loops: int, now: dt.datetime, seed: int = 6
+    *,
+    team: Team,
+    actors: Mapping[str, Any],
+    loops: int,
+    now: dt.datetime,
+    seed: int = 6,
+    requirements: int | None = None,
+    history: dt.timedelta = HISTORY,
 ) -> Built:
-    """Write `loops` loops for `team`, two per requirement (one more requirement with one loop if `loops`
-    is odd), every event within the 175 days before `now`. `actors` maps the roles ops, pm, engineer and
-    analyst to members who make the moves. Returns what was written."""
+    """Write `loops` loops for `team`, every event within `history` (175 days) before `now`. By default two
+    loops per requirement (one more requirement with one loop if `loops` is odd); with `requirements`, the
+    loops are shared out among that many requirements as evenly as they go (12,500 loops over 5,000
+    requirements: half of them two, half three). `actors` maps the roles ops, pm, engineer and analyst to
+    members who make the moves. Returns what was written."""
     rng = random.Random(seed)
     workflow = workflow_current(team=team)
     stages: dict[str, Stage] = {stage.slug: stage for stage in workflow.stages.all()}
     calendar = calendar_definition(team=team)
     assignees = [actors[role] for role in ("ops", "pm", "engineer", "analyst")]
-    per_requirement = [2] * (loops // 2) + [1] * (loops % 2)
+    if requirements is None:
+        per_requirement = [2] * (loops // 2) + [1] * (loops % 2)
+    else:
+        if not 0 < requirements <= loops:
+            raise ValueError("Each requirement has at least one loop.")
+        share, extra = divmod(loops, requirements)
+        per_requirement = [share + 1] * extra + [share] * (requirements - extra)
     totals = {"closed": 0, "open": 0, "events": 0}
     with transaction.atomic():
         Team.objects.select_for_update().get(pk=team.pk)  # numbers are allocated under the team lock
         last = Requirement.objects.filter(team=team).aggregate(n=Max("number"))["n"] or 0
         for start in range(0, len(per_requirement), CHUNK):
-            histories = [_history(rng, loops=n, now=now) for n in per_requirement[start : start + CHUNK]]
+            histories = [
+                _history(rng, loops=n, now=now, history=history)
+                for n in per_requirement[start : start + CHUNK]
+            ]
             requirements = []
             for offset, events in enumerate(histories):
                 number = last + start + offset + 1

@@ -263,6 +263,18 @@ class Requirement(models.Model):
             models.Index(
                 fields=["due_date"], condition=models.Q(closed_at__isnull=True), name="requirement_due"
             ),
+            # A team's open requirements, a few hundred among thousands closed: the board reads them in
+            # its card order, the requirements list newest first (its first page without a sort).
+            models.Index(
+                fields=["team", "priority", "stage_entered_at", "id"],
+                condition=models.Q(closed_at__isnull=True),
+                name="requirement_open_board",
+            ),
+            models.Index(
+                fields=["team", "-id"],
+                condition=models.Q(closed_at__isnull=True),
+                name="requirement_open_newest",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -356,6 +368,13 @@ class StageEvent(models.Model):
         indexes = [
             models.Index(fields=["requirement", "at", "id"], name="event_requirement_at"),
             models.Index(fields=["at"], name="event_at"),
+            # Analytics: the latest loop start / close of each requirement before a period begins.
+            models.Index(
+                fields=["requirement", "at"],
+                name="event_loop_start",
+                condition=models.Q(kind__in=["create", "iterate"]),
+            ),
+            models.Index(fields=["requirement", "at"], name="event_close", condition=models.Q(kind="close")),
         ]
 
     def __str__(self) -> str:

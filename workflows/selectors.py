@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 
 from opsteam.exceptions import NotFound
 from roles import permissions
@@ -507,11 +507,22 @@ def team_for_board(*, user: UserLike, team_id: int) -> tuple[Team, frozenset[str
 
 
 def board_labels(*, team: Team) -> tuple[list[str], dict[int, list[str]]]:
-    """The team's label names, and each requirement's label names: one query for both."""
+    """The team's label names, and the label names of each of its open requirements (the board's cards),
+    in one query that reads nothing of the closed requirements, however many years of them there are."""
+    every = (
+        Label.objects.filter(team=team)
+        .annotate(card=Value(None, output_field=IntegerField()))
+        .order_by()
+        .values_list("name", "card")
+    )
+    on_cards = (
+        Requirement.labels.through.objects.filter(requirement__team=team, requirement__closed_at__isnull=True)
+        .order_by()
+        .values_list("label__name", "requirement_id")
+    )
     names: set[str] = set()
     by_requirement: dict[int, list[str]] = defaultdict(list)
-    rows = Label.objects.filter(team=team).order_by("name").values_list("name", "requirements__id")
-    for name, requirement_id in rows:
+    for name, requirement_id in sorted(every.union(on_cards, all=True), key=lambda row: row[0]):
         names.add(name)
         if requirement_id is not None:
             by_requirement[requirement_id].append(name)

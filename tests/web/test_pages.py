@@ -109,6 +109,19 @@ def test_board_has_a_column_for_a_stage_no_transition_touches(client: Client, cr
     assert [card["requirement"].key for card in response.context["columns"][0]["cards"]] == ["GROW-1"]
 
 
+def test_board_cards_show_their_labels_and_the_label_filter_offers_every_label(
+    client: Client, crew: Crew
+) -> None:
+    ready(crew, labels=["zeta", "alpha"])
+    closed = ready(crew, title="Closed", labels=["beta"])
+    services.requirement_transition(
+        requirement_id=closed.pk, actor=crew.lead, from_stage="propose", to_stage="close", outcome="wont_do"
+    )
+    response = login(client, crew.ops).get(f"/teams/{crew.team.pk}/board/")
+    assert [card["labels"] for card in response.context["columns"][0]["cards"]] == [["alpha", "zeta"]]
+    assert response.context["labels"] == ["alpha", "beta", "zeta"]
+
+
 def test_board_card_offers_only_moves_this_user_may_make(client: Client, crew: Crew) -> None:
     ready(crew)
     response = login(client, crew.ops).get(f"/teams/{crew.team.pk}/board/")
