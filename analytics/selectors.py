@@ -16,7 +16,6 @@ loops in question and adds up their working seconds in Python."""
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -34,8 +33,6 @@ from worktime.selectors import calendar_definition
 
 PERCENTILES = (50, 85, 95)
 BACKWARD_KINDS = ("rework",)
-# Earlier than any event: "all of a requirement's events".
-EPOCH = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -105,11 +102,6 @@ def _ts(column: str) -> str:
     return "CAST(%s AS TIMESTAMP WITH TIME ZONE)" if connection.vendor == "postgresql" else "%s"
 
 
-def _materialized() -> str:
-    """SQL: a CTE computed once, whatever its readers (PostgreSQL would otherwise fold it into each)."""
-    return "MATERIALIZED " if connection.vendor == "postgresql" else ""
-
-
 def _events_cte(scope: Scope) -> tuple[str, list[Any]]:
     """ev: the scoped events with the next event's time; visits; loop_start; closed (in the period)."""
     params: list[Any] = []
@@ -132,42 +124,15 @@ def _events_cte(scope: Scope) -> tuple[str, list[Any]]:
             f"WHERE rl.requirement_id = r.id AND lb.name = %s)"
         )
         params.append(f.label)
-    # Only what a period can see is read: for each requirement, its events from the start of the loop it
-    # was in when the period began (its latest create / iterate before the start), or from the start
-    # itself when it was already closed by then. Every visit ending in or open during the period, every
-    # loop closing in it and every loop open now lies there, whole; each event's next event too.
-    begin = _param(scope.start)
-    if connection.vendor == "postgresql":
-        bounds = f"""(SELECT MAX(b.at) FROM {_t(StageEvent)} b
-                WHERE b.requirement_id = r.id AND b.kind IN ('create', 'iterate') AND b.at < {_ts("")}) AS began,
-               (SELECT MAX(b.at) FROM {_t(StageEvent)} b
-                WHERE b.requirement_id = r.id AND b.kind = 'close' AND b.at < {_ts("")}) AS ended"""
-        loops = f"since s JOIN {_t(IterationLoop)} l ON l.requirement_id = s.id"
-        params = [begin, begin, *params]
-    else:  # SQLite (development, tests) reads every event of the team: its planner does worse with the above.
-        bounds, loops = "NULL AS began, NULL AS ended", f"{_t(IterationLoop)} l"
     sql = f"""
-    req AS {_materialized()}(
-        SELECT r.id, r.workflow_id, {bounds}
-        FROM {_t(Requirement)} r
-        WHERE {" AND ".join(where)}
-    ),
-    since AS {_materialized()}(
-        SELECT id, workflow_id,
-               CASE WHEN ended IS NOT NULL AND (began IS NULL OR ended >= began) THEN {_ts("")}
-                    ELSE COALESCE(began, {_ts("")}) END AS since
-        FROM req
-    ),
-    loops AS {_materialized()}(
-        SELECT l.id, l.number FROM {loops}
-    ),
     ev AS (
-        SELECT e.id, e.requirement_id, s.workflow_id, e.at, e.from_stage, e.to_stage, e.kind,
+        SELECT e.id, e.requirement_id, r.workflow_id, e.at, e.from_stage, e.to_stage, e.kind,
                l.number AS loop_no,
                LEAD(e.at) OVER (PARTITION BY e.requirement_id ORDER BY e.at, e.id) AS next_at
-        FROM since s
-        JOIN {_t(StageEvent)} e ON e.requirement_id = s.id AND e.at >= s.since
-        JOIN loops l ON l.id = e.loop_id
+        FROM {_t(StageEvent)} e
+        JOIN {_t(IterationLoop)} l ON l.id = e.loop_id
+        JOIN {_t(Requirement)} r ON r.id = e.requirement_id
+        WHERE {" AND ".join(where)}
     ),
     visits AS (
         SELECT requirement_id, workflow_id,
@@ -184,7 +149,6 @@ def _events_cte(scope: Scope) -> tuple[str, list[Any]]:
         FROM ev x JOIN loop_start s ON s.requirement_id = x.requirement_id AND s.loop_no = x.loop_no
         WHERE x.kind IN ('iterate', 'close') AND x.at >= {_ts("")} AND x.at < {_ts("")}
     )"""
-    params = [*params, begin, _param(EPOCH)]
     params += [_param(scope.start), _param(scope.end)]
     return sql, params
 
@@ -427,42 +391,18 @@ def cumulative_flow(scope: Scope) -> dict[str, Any]:
     if not days:
         return {"days": [], "stages": [], "closed": []}
     ctes, params = _events_cte(scope)
-    table, table_params = _values_table("days", "t", [(end,) for _d, end in days])
-    # Open in S at the end of day i (instant t_i) = visits to S open at the period's start, plus those that
-    # entered S in [start, t_i), minus those that left it in [start, t_i); loops closed likewise. Each move
-    # is put on the first day whose end is past it (a running count of day ends over one sorted stream);
-    # moves are summed per stage and day here, and run up per day in Python.
-    begin, last = _ts(""), _ts("")
-    sql = f"""WITH {ctes}, {table},
-    moves AS (
-        SELECT stage, start_at AS at, 1 AS delta FROM visits WHERE start_at >= {begin} AND start_at < {last}
-        UNION ALL
-        SELECT stage, end_at, -1 FROM visits WHERE end_at >= {begin} AND end_at < {last}
-        UNION ALL
-        SELECT '', at, 1 FROM ev WHERE kind IN ('iterate', 'close') AND at >= {begin} AND at < {last}
-    ),
-    stream AS (
-        SELECT stage, at, delta, 0 AS mark FROM moves
-        UNION ALL
-        SELECT '', t, 0, 1 FROM days
-    ),
-    binned AS (
-        SELECT stage, delta, mark, SUM(mark) OVER (ORDER BY at, mark DESC ROWS UNBOUNDED PRECEDING) AS i
-        FROM stream
-    )
-    SELECT stage, i, SUM(delta) FROM binned WHERE mark = 0 GROUP BY stage, i
+    table, table_params = _values_table("days", "i, t", [(i, end) for i, (_d, end) in enumerate(days)])
+    sql = f"""WITH {ctes}, {table}
+    SELECT d.i, v.stage, COUNT(*) FROM days d
+    JOIN visits v ON v.start_at < d.t AND (v.end_at IS NULL OR v.end_at >= d.t)
+    GROUP BY d.i, v.stage
     UNION ALL
-    SELECT stage, -1, COUNT(*) FROM visits
-    WHERE start_at < {begin} AND (end_at IS NULL OR end_at >= {begin}) GROUP BY stage"""
-    window = [_param(scope.start), _param(days[-1][1])]
-    moves: dict[str, list[int]] = defaultdict(lambda: [0] * (len(days) + 1))
-    for stage, i, n in _run(sql, [*params, *table_params, *window * 3, window[0], window[0]]):
-        moves[stage][int(i) + 1] += int(n)
+    SELECT d.i, '', COUNT(x.at) FROM days d
+    LEFT JOIN ev x ON x.kind IN ('iterate', 'close') AND x.at >= {_ts("")} AND x.at < d.t
+    GROUP BY d.i"""
     counts: dict[str, list[int]] = defaultdict(lambda: [0] * len(days))
-    for stage, changes in moves.items():
-        running = list(itertools.accumulate(changes))[1:]
-        if stage == "" or any(running):
-            counts[stage] = running
+    for i, stage, n in _run(sql, [*params, *table_params, _param(scope.start)]):
+        counts[stage][int(i)] = int(n)
     closed = counts.pop("", [0] * len(days))
     order = [slug for slug, _name in stage_order(scope)]
     order += sorted(slug for slug in counts if slug not in order)
@@ -624,10 +564,10 @@ def rework(scope: Scope) -> dict[str, Any]:
     WHERE {backward} AND x.at >= {_ts("")} AND x.at < {_ts("")}
     GROUP BY x.from_stage"""
     per_stage = {stage: int(n) for stage, n in _run(sql, [*params, _param(scope.start), _param(scope.end)])}
-    sql = f"""WITH {ctes},
-    reworked AS (SELECT DISTINCT x.requirement_id, x.loop_no FROM ev x WHERE {backward})
-    SELECT COUNT(*), COUNT(w.requirement_id) FROM closed c
-    LEFT JOIN reworked w ON w.requirement_id = c.requirement_id AND w.loop_no = c.loop_no"""
+    sql = f"""WITH {ctes}
+    SELECT COUNT(*), SUM(CASE WHEN EXISTS (
+        SELECT 1 FROM ev x WHERE x.requirement_id = c.requirement_id AND x.loop_no = c.loop_no AND {backward}
+    ) THEN 1 ELSE 0 END) FROM closed c"""
     loops, with_rework = _run(sql, params)[0]
     order = [slug for slug, _name in stage_order(scope)]
     order += sorted(slug for slug in per_stage if slug not in order)
