@@ -36,3 +36,19 @@ def crew(db: Any) -> Crew:
         engineer=add_member(team, ["engineer"], username="engineer"),
         analyst=add_member(team, ["analyst"], username="analyst"),
     )
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=False,
+        help="Run the reliability and security suites at their long sizes (minutes, not seconds); "
+        "their results go in RELIABILITY.md.",
+    )
+
+
+@pytest.fixture(scope="session")
+def long_run(request: pytest.FixtureRequest) -> bool:
+    """True under `pytest --long`: the reliability suites use their long sizes."""
+    return bool(request.config.getoption("--long"))
