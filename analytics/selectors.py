@@ -16,6 +16,7 @@ loops in question and adds up their working seconds in Python."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -33,6 +34,8 @@ from worktime.selectors import calendar_definition
 
 PERCENTILES = (50, 85, 95)
 BACKWARD_KINDS = ("rework",)
+# Earlier than any event: "all of a requirement's events".
+EPOCH = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,42 @@ def _events_cte(scope: Scope) -> tuple[str, list[Any]]:
             f"WHERE rl.requirement_id = r.id AND lb.name = %s)"
         )
         params.append(f.label)
-    sql = f"""
+    # Only what a period can see is read. On PostgreSQL: for each requirement, its events from the start
+    # of the loop it was in when the period began (its latest create / iterate before the start), or from
+    # the start itself when it was already closed by then. Every visit ending in or open during the period,
+    # every loop closing in it and every loop open now lies there, whole; each event's next event too. The
+    # two bounds are index lookups (the partial indexes event_loop_start and event_close).
+    if connection.vendor == "postgresql":
+        begin = _param(scope.start)
+        events = f"""
+    req AS MATERIALIZED (
+        SELECT r.id, r.workflow_id,
+               (SELECT MAX(b.at) FROM {_t(StageEvent)} b WHERE b.requirement_id = r.id
+                  AND b.kind IN ('create', 'iterate') AND b.at < {_ts("")}) AS began,
+               (SELECT MAX(b.at) FROM {_t(StageEvent)} b WHERE b.requirement_id = r.id
+                  AND b.kind = 'close' AND b.at < {_ts("")}) AS ended
+        FROM {_t(Requirement)} r
+        WHERE {" AND ".join(where)}
+    ),
+    since AS MATERIALIZED (
+        SELECT id, workflow_id,
+               CASE WHEN ended IS NOT NULL AND (began IS NULL OR ended >= began) THEN {_ts("")}
+                    ELSE COALESCE(began, {_ts("")}) END AS since
+        FROM req
+    ),
+    ev AS (
+        SELECT e.id, e.requirement_id, s.workflow_id, e.at, e.from_stage, e.to_stage, e.kind,
+               l.number AS loop_no,
+               LEAD(e.at) OVER (PARTITION BY e.requirement_id ORDER BY e.at, e.id) AS next_at
+        FROM since s
+        JOIN {_t(StageEvent)} e ON e.requirement_id = s.id AND e.at >= s.since
+        JOIN {_t(IterationLoop)} l ON l.id = e.loop_id
+    ),"""
+        params = [begin, begin, *params, begin, _param(EPOCH)]
+    else:
+        # SQLite (development, tests) reads every event of the scoped requirements: its planner does far
+        # worse with the correlated bounds above.
+        events = f"""
     ev AS (
         SELECT e.id, e.requirement_id, r.workflow_id, e.at, e.from_stage, e.to_stage, e.kind,
                l.number AS loop_no,
@@ -133,7 +171,10 @@ def _events_cte(scope: Scope) -> tuple[str, list[Any]]:
         JOIN {_t(IterationLoop)} l ON l.id = e.loop_id
         JOIN {_t(Requirement)} r ON r.id = e.requirement_id
         WHERE {" AND ".join(where)}
-    ),
+    ),"""
+    sql = (
+        events
+        + f"""
     visits AS (
         SELECT requirement_id, workflow_id,
                loop_no + CASE WHEN kind = 'iterate' THEN 1 ELSE 0 END AS loop_no,
@@ -149,6 +190,7 @@ def _events_cte(scope: Scope) -> tuple[str, list[Any]]:
         FROM ev x JOIN loop_start s ON s.requirement_id = x.requirement_id AND s.loop_no = x.loop_no
         WHERE x.kind IN ('iterate', 'close') AND x.at >= {_ts("")} AND x.at < {_ts("")}
     )"""
+    )
     params += [_param(scope.start), _param(scope.end)]
     return sql, params
 
@@ -333,26 +375,29 @@ def control_chart(scope: Scope) -> dict[str, Any]:
             point["rolling_average"] = round(sum(around) / len(around))
     else:
         ctes, params = _events_cte(scope)
-        count = _run(f"WITH {ctes} SELECT COUNT(*) FROM closed", params)[0][0]
-        window = rolling_window(count)
-        half = window // 2
         sql = f"""WITH {ctes}
-        SELECT r.key, c.loop_no, {_epoch("c.closed_at")}, c.cycle, c.outcome,
-               AVG(c.cycle) OVER (ORDER BY c.closed_at, c.requirement_id, c.loop_no
-                                  ROWS BETWEEN {half} PRECEDING AND {half} FOLLOWING)
+        SELECT r.key, c.loop_no, {_epoch("c.closed_at")}, c.cycle, c.outcome
         FROM closed c JOIN {_t(Requirement)} r ON r.id = c.requirement_id
         ORDER BY c.closed_at, c.requirement_id, c.loop_no"""
-        points = [
-            {
-                "key": key,
-                "loop": loop_no,
-                "closed_at": dt.datetime.fromtimestamp(round(float(epoch), 3), tz=dt.UTC),
-                "cycle": round(float(cycle)),
-                "outcome": outcome,
-                "rolling_average": round(float(rolling)),
-            }
-            for key, loop_no, epoch, cycle, outcome, rolling in _run(sql, params)
-        ]
+        rows = _run(sql, params)
+        window = rolling_window(len(rows))
+        half = window // 2
+        # The centred rolling average from running sums of the exact cycle times (one pass, no re-query
+        # for the count the window depends on).
+        sums = [0, *itertools.accumulate(row[3] for row in rows)]
+        points = []
+        for i, (key, loop_no, epoch, cycle, outcome) in enumerate(rows):
+            low, high = max(i - half, 0), min(i + half + 1, len(rows))
+            points.append(
+                {
+                    "key": key,
+                    "loop": loop_no,
+                    "closed_at": dt.datetime.fromtimestamp(round(float(epoch), 3), tz=dt.UTC),
+                    "cycle": round(float(cycle)),
+                    "outcome": outcome,
+                    "rolling_average": round(float((sums[high] - sums[low]) / (high - low))),
+                }
+            )
     cycles = [p["cycle"] for p in points]
     return {
         "points": points,
@@ -391,18 +436,42 @@ def cumulative_flow(scope: Scope) -> dict[str, Any]:
     if not days:
         return {"days": [], "stages": [], "closed": []}
     ctes, params = _events_cte(scope)
-    table, table_params = _values_table("days", "i, t", [(i, end) for i, (_d, end) in enumerate(days)])
-    sql = f"""WITH {ctes}, {table}
-    SELECT d.i, v.stage, COUNT(*) FROM days d
-    JOIN visits v ON v.start_at < d.t AND (v.end_at IS NULL OR v.end_at >= d.t)
-    GROUP BY d.i, v.stage
+    table, table_params = _values_table("days", "t", [(end,) for _d, end in days])
+    # Open in S at the end of day i (instant t_i) = visits to S open at the period's start, plus those that
+    # entered S in [start, t_i), minus those that left it in [start, t_i); loops closed likewise. Each move
+    # is put on the first day whose end is past it (a running count of day ends over one sorted stream);
+    # moves are summed per stage and day here, and run up per day in Python.
+    begin, last = _ts(""), _ts("")
+    sql = f"""WITH {ctes}, {table},
+    moves AS (
+        SELECT stage, start_at AS at, 1 AS delta FROM visits WHERE start_at >= {begin} AND start_at < {last}
+        UNION ALL
+        SELECT stage, end_at, -1 FROM visits WHERE end_at >= {begin} AND end_at < {last}
+        UNION ALL
+        SELECT '', at, 1 FROM ev WHERE kind IN ('iterate', 'close') AND at >= {begin} AND at < {last}
+    ),
+    stream AS (
+        SELECT stage, at, delta, 0 AS mark FROM moves
+        UNION ALL
+        SELECT '', t, 0, 1 FROM days
+    ),
+    binned AS (
+        SELECT stage, delta, mark, SUM(mark) OVER (ORDER BY at, mark DESC ROWS UNBOUNDED PRECEDING) AS i
+        FROM stream
+    )
+    SELECT stage, i, SUM(delta) FROM binned WHERE mark = 0 GROUP BY stage, i
     UNION ALL
-    SELECT d.i, '', COUNT(x.at) FROM days d
-    LEFT JOIN ev x ON x.kind IN ('iterate', 'close') AND x.at >= {_ts("")} AND x.at < d.t
-    GROUP BY d.i"""
+    SELECT stage, -1, COUNT(*) FROM visits
+    WHERE start_at < {begin} AND (end_at IS NULL OR end_at >= {begin}) GROUP BY stage"""
+    window = [_param(scope.start), _param(days[-1][1])]
+    moves: dict[str, list[int]] = defaultdict(lambda: [0] * (len(days) + 1))
+    for stage, i, n in _run(sql, [*params, *table_params, *window * 3, window[0], window[0]]):
+        moves[stage][int(i) + 1] += int(n)
     counts: dict[str, list[int]] = defaultdict(lambda: [0] * len(days))
-    for i, stage, n in _run(sql, [*params, *table_params, _param(scope.start)]):
-        counts[stage][int(i)] = int(n)
+    for stage, changes in moves.items():
+        running = list(itertools.accumulate(changes))[1:]
+        if stage == "" or any(running):
+            counts[stage] = running
     closed = counts.pop("", [0] * len(days))
     order = [slug for slug, _name in stage_order(scope)]
     order += sorted(slug for slug in counts if slug not in order)
@@ -456,15 +525,27 @@ def wip(scope: Scope, *, limit: int = 200, p85: float | None = None) -> dict[str
     their current stage, flagged when the age passes the period's p85 cycle time."""
     now = scope.clock
     ctes, params = _events_cte(scope)
+    # The period's p85 cycle time comes along in the same statement (the pipeline runs once) unless the
+    # caller already has it, or the working-time variant needs it from the calendar.
+    in_sql = p85 is None and not scope.working
+    p85_column = (
+        """(SELECT MAX(CASE WHEN rn = (85 * n + 99) / 100 THEN cycle END) FROM (
+            SELECT cycle, ROW_NUMBER() OVER (ORDER BY cycle) AS rn, COUNT(*) OVER () AS n FROM closed
+        ) ranked)"""
+        if in_sql
+        else "NULL"
+    )
     sql = f"""WITH {ctes}
-    SELECT r.key, r.title, v.stage, v.loop_no, {_epoch("s.started_at")}, {_epoch("v.start_at")}, r.assignee_id
+    SELECT r.key, r.title, v.stage, v.loop_no, {_epoch("s.started_at")}, {_epoch("v.start_at")}, {p85_column}
     FROM visits v
     JOIN loop_start s ON s.requirement_id = v.requirement_id AND s.loop_no = v.loop_no
     JOIN {_t(Requirement)} r ON r.id = v.requirement_id
     WHERE v.end_at IS NULL
     ORDER BY s.started_at, r.id"""
     rows = _run(sql, params)
-    if p85 is None:  # the caller may already have the period's cycle time
+    if in_sql and rows:
+        p85 = _rounded(rows[0][6])
+    elif p85 is None:  # no open loop to carry it, or working time: ask for it
         p85 = cycle_time(scope)["p85"]
     calendars = _calendars(scope) if scope.working else {}
     team_of = (
@@ -474,7 +555,7 @@ def wip(scope: Scope, *, limit: int = 200, p85: float | None = None) -> dict[str
     )
     items: list[dict[str, Any]] = []
     per_stage: dict[str, int] = defaultdict(int)
-    for key, title, stage, loop_no, started, entered, _assignee in rows:
+    for key, title, stage, loop_no, started, entered, _p85 in rows:
         started_at = dt.datetime.fromtimestamp(float(started), tz=dt.UTC)
         entered_at = dt.datetime.fromtimestamp(float(entered), tz=dt.UTC)
         per_stage[stage] += 1
@@ -559,16 +640,26 @@ def rework(scope: Scope) -> dict[str, Any]:
         SELECT 1 FROM {_t(Stage)} sf JOIN {_t(Stage)} st ON st.workflow_id = sf.workflow_id
         WHERE sf.workflow_id = x.workflow_id AND sf.slug = x.from_stage AND st.slug = x.to_stage
           AND st."order" < sf."order")))"""
-    sql = f"""WITH {ctes}
-    SELECT x.from_stage, COUNT(*) FROM ev x
+    # One statement, so the pipeline runs once: backward moves in the period per stage left, then the
+    # closed loops and those of them with a backward move.
+    sql = f"""WITH {ctes},
+    reworked AS (SELECT DISTINCT x.requirement_id, x.loop_no FROM ev x WHERE {backward})
+    SELECT 'stage', x.from_stage, COUNT(*) FROM ev x
     WHERE {backward} AND x.at >= {_ts("")} AND x.at < {_ts("")}
-    GROUP BY x.from_stage"""
-    per_stage = {stage: int(n) for stage, n in _run(sql, [*params, _param(scope.start), _param(scope.end)])}
-    sql = f"""WITH {ctes}
-    SELECT COUNT(*), SUM(CASE WHEN EXISTS (
-        SELECT 1 FROM ev x WHERE x.requirement_id = c.requirement_id AND x.loop_no = c.loop_no AND {backward}
-    ) THEN 1 ELSE 0 END) FROM closed c"""
-    loops, with_rework = _run(sql, params)[0]
+    GROUP BY x.from_stage
+    UNION ALL
+    SELECT 'loops', '', COUNT(*) FROM closed
+    UNION ALL
+    SELECT 'reworked', '', COUNT(*) FROM closed c
+    JOIN reworked w ON w.requirement_id = c.requirement_id AND w.loop_no = c.loop_no"""
+    per_stage: dict[str, int] = {}
+    totals = {"loops": 0, "reworked": 0}
+    for part, stage, n in _run(sql, [*params, _param(scope.start), _param(scope.end)]):
+        if part == "stage":
+            per_stage[stage] = int(n)
+        else:
+            totals[part] = int(n)
+    loops, with_rework = totals["loops"], totals["reworked"]
     order = [slug for slug, _name in stage_order(scope)]
     order += sorted(slug for slug in per_stage if slug not in order)
     return {
