@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Case, F, OuterRef, Q, Subquery, When
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_noop
@@ -24,7 +24,7 @@ from worktime.selectors import calendar_definition
 
 from .models import Comment, IterationLoop, Requirement, Stage, StageEvent, StageReminder
 
-SWEEP_BATCH = 200
+SWEEP_BATCH = 500
 DIGEST_HOUR = 9
 
 
@@ -256,13 +256,12 @@ def sla_sweep(*, now: dt.datetime | None = None, batch: int = SWEEP_BATCH) -> tu
                     rows.append(
                         StageReminder(loop_id=requirement.loop_pk, visit_id=requirement.visit_id, level=level)
                     )
-            requirement.sla_next_at = (
-                requirement.sla_escalate_at
-                if requirement.sla_escalate_at and requirement.sla_escalate_at > now
-                else None
-            )
         StageReminder.objects.bulk_create(rows)
-        Requirement.objects.bulk_update(candidates, ["sla_next_at"])
+        # Next look: at the escalation when it is still ahead, otherwise never for this visit. One set-based
+        # UPDATE (a bulk_update's CASE per row cost ~0.2 s per batch of 200).
+        Requirement.objects.filter(pk__in=[r.pk for r in candidates]).update(
+            sla_next_at=Case(When(sla_escalate_at__gt=now, then=F("sla_escalate_at")), default=None)
+        )
         notify(_sla_items(new, now), now=now)
     return len(new), len(candidates) == batch
 
