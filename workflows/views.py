@@ -14,6 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -26,6 +27,7 @@ from roles.models import Role, Team
 from roles.permissions import roles_for, team_get_for_user, teams_visible_to
 
 from . import engine, selectors, services
+from .cards import card_html
 from .forms import CommentForm, MoveForm, RequirementForm, add_domain_errors
 from .markdown import render as render_markdown
 from .models import AarrrStage, Priority, Requirement, StageEvent
@@ -174,12 +176,16 @@ def board(request: HttpRequest, team_id: int) -> HttpResponse:
     prefix = _requirements_prefix()
     zone = ZoneInfo(team.time_zone)
     memo: dict[tuple, list[engine.Option]] = {}
+    words = _card_words()
+    aarrr_labels = {value: str(label) for value, label in AarrrStage.choices}
     by_stage: dict[str, list[dict]] = {stage.slug: [] for stage in stages}
     for requirement in requirements:
         definition = definitions[requirement.workflow_id][1]
-        by_stage.setdefault(requirement.stage.slug, []).append(
-            _card(requirement, definition, roles, now, labels_of.get(requirement.pk, []), prefix, zone, memo)
+        card = _card(
+            requirement, definition, roles, now, labels_of.get(requirement.pk, []), prefix, zone, memo
         )
+        card["html"] = card_html(card, words=words, lazy_moves=True, aarrr_labels=aarrr_labels)
+        by_stage.setdefault(requirement.stage.slug, []).append(card)
     columns = [{"stage": stage, "cards": by_stage.get(stage.slug, [])} for stage in stages]
     context = {
         "nav": "board",
@@ -192,8 +198,6 @@ def board(request: HttpRequest, team_id: int) -> HttpResponse:
         "total": len(requirements),
         "may_write": bool(roles),
         "board_url": request.get_full_path(),
-        "lazy_moves": True,
-        "w": _card_words(),
     }
     template = (
         "workflows/_board.html" if request.htmx and request.htmx.target == "board" else "workflows/board.html"
@@ -261,19 +265,16 @@ def _card_response(
     ][1]
     roles = roles_for(user=request.user, team=requirement.team_id)
     card = _card(requirement, definition, roles, timezone.now(), zone=ZoneInfo(requirement.team.time_zone))
-    return _render(
-        request,
-        requirement.team,
-        "workflows/_card.html",
-        {
-            "card": card,
-            "notice": notice,
-            "closed": requirement.is_closed,
-            "board_url": request.POST.get("next", ""),
-            "w": _card_words(),
-        },
-        status=status,
+    closed = requirement.is_closed
+    moves_html = ""
+    if card["moves"] and not closed:
+        moves_html = render_to_string(
+            "workflows/_moves.html", {"card": card, "board_url": request.POST.get("next", "")}, request
+        )
+    html = card_html(
+        card, words=_card_words(), lazy_moves=False, notice=notice, closed=closed, moves_html=moves_html
     )
+    return _render(request, requirement.team, "workflows/_card.html", {"card": {"html": html}}, status=status)
 
 
 # ------------------------------------------------------------------------------------------- my queue
