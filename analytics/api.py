@@ -112,11 +112,15 @@ def _view(
 
 
 def _jsonable(value: Any) -> Any:
+    """Datetimes as ISO strings. Dicts and lists are converted in place: a metric's answer is built fresh
+    for each request, and a copy of a control chart over every team (80,000 points) cost ~40 MB more."""
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dt.datetime):
+        for k, v in value.items():
+            value[k] = _jsonable(v)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            value[i] = _jsonable(v)
+    elif isinstance(value, dt.datetime):
         return value.isoformat()
     return value
 

@@ -398,6 +398,7 @@ def control_chart(scope: Scope) -> dict[str, Any]:
                     "rolling_average": round(float((sums[high] - sums[low]) / (high - low))),
                 }
             )
+        del rows, sums  # the points are what is kept: the raw rows need not outlive them
     cycles = [p["cycle"] for p in points]
     return {
         "points": points,
