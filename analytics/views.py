@@ -326,7 +326,11 @@ def dashboard_csv(request: HttpRequest, team_id: int, metric: str) -> HttpRespon
     team = _team(request, team_id)
     scope, errors = _scope(request, team)
     if scope is None:
-        return HttpResponse("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()), status=400)
+        return HttpResponse(
+            "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()),
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
     columns, rows = _rows(metric, scope)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     stamp = scope.end.astimezone(scope.zone).date().isoformat()

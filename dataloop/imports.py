@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -61,6 +62,25 @@ def parse_date(text: str) -> dt.date | None:
         return None
 
 
+def _records(text: str) -> Iterator[tuple[int, list[str]]]:
+    """(the line a record starts on, its cells). Strict quoting, so an unclosed quote is an error rather
+    than a value that swallows the rest of the file; a cell past the csv module's size limit, or any
+    other unreadable record, rejects the file naming its line."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    line = 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ObservationsRejected(
+                [Problem(message=_("Not readable as CSV: %(error)s.") % {"error": exc}, line=line)]
+            ) from exc
+        yield line, cells
+        line = reader.line_num + 1
+
+
 def read_csv(content: bytes) -> list[ObservationRow]:
     """The rows of an observations file, or ObservationsRejected with every problem found."""
     rows, problems = read_csv_rows(content)
@@ -95,8 +115,12 @@ def read_csv_rows(content: bytes) -> tuple[list[ObservationRow], list[Problem]]:
         ) from exc
     if not text.strip():
         raise ObservationsRejected([Problem(message=_("The file is empty."), field="file")])
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = [name.strip().lower() for name in next(reader)]
+    if "\x00" in text:
+        # PostgreSQL cannot store a NUL in text; it is never part of a real observations file.
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ObservationsRejected([Problem(message=_("The file contains a NUL character."), line=line)])
+    records = _records(text)
+    header = [name.strip().lower() for name in next(records)[1]]
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     unknown = [name for name in header if name not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     if missing or unknown:
@@ -113,7 +137,7 @@ def read_csv_rows(content: bytes) -> tuple[list[ObservationRow], list[Problem]]:
     rows: list[ObservationRow] = []
     problems: list[Problem] = []
     seen: dict[tuple[str, dt.date, str], int] = {}
-    for line, cells in enumerate(reader, start=2):
+    for line, cells in records:
         if not any(cell.strip() for cell in cells):
             continue
         if len(rows) + len(problems) >= MAX_ROWS:

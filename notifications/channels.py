@@ -59,7 +59,10 @@ def _send_email(delivery: Delivery, notifications: Sequence[Notification]) -> No
             }
         text = render_to_string("emails/notifications.txt", context)
         html = render_to_string("emails/notifications.html", context)
-    message = EmailMultiAlternatives(subject=subject[:200], body=text, to=[recipient.email])
+    # A title typed with a line break would make the subject a multi-line header, which Django refuses
+    # (BadHeaderError) on every retry; it is one line of text.
+    subject = " ".join(subject.split())[:200]
+    message = EmailMultiAlternatives(subject=subject, body=text, to=[recipient.email])
     message.attach_alternative(html, "text/html")
     message.send()
 
