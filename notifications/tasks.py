@@ -11,6 +11,9 @@ from . import services
     bind=True,
     max_retries=services.MAX_ATTEMPTS,  # a backstop: the delivery's own attempt count decides
     acks_late=True,  # safe: a delivery that was sent is never sent again
+    # A pool process killed mid-send (OOM killer, SIGKILL) puts the message back at once rather than
+    # acknowledging it as failed: the rolled-back delivery is still pending and is simply sent again.
+    reject_on_worker_lost=True,
 )
 def deliver(self: Task, *, delivery_id: int) -> str:
     try:
