@@ -200,7 +200,7 @@ class DeliveryListView(ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self) -> QuerySet[Delivery]:
-        team = selectors.team_for_lead(user=self.request.user, team_id=self.kwargs["team_id"])
+        team = selectors.team_for_lead(user=self.request.user, team_id=self.kwargs["team_id"], reading=True)
         queryset = selectors.delivery_list(team=team)
         wanted = self.request.query_params.get("status")
         if wanted in Delivery.Status.values:

@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
 from roles.models import Team
-from roles.permissions import ensure_may_manage, team_get_for_user
+from roles.permissions import ensure_may_manage, ensure_may_read_lead_records, team_get_for_user
 
 from .models import Delivery, Kind, Notification, NotificationSettings, WebhookEndpoint
 
@@ -25,10 +25,16 @@ def settings_for_user(*, user: User) -> NotificationSettings:
     )
 
 
-def team_for_lead(*, user: User, team_id: int) -> Team:
-    """A team the user may see and manage: 404 when not visible, 403 when not a lead."""
+def team_for_lead(*, user: User, team_id: int, reading: bool = False) -> Team:
+    """A team the user may see and manage: 404 when not visible, 403 when not a lead. `reading`: only
+    to read its deliveries, which site staff may too (not its webhooks: their URLs are the keys to the
+    team's chat)."""
     team = team_get_for_user(user=user, team_id=team_id)
-    ensure_may_manage(user=user, team=team, message=_("Only the team's leads may do this."))
+    message = _("Only the team's leads may do this.")
+    if reading:
+        ensure_may_read_lead_records(user=user, team=team, message=message)
+    else:
+        ensure_may_manage(user=user, team=team, message=message)
     return team
 
 

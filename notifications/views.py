@@ -45,7 +45,7 @@ def unread(request: HttpRequest) -> dict[str, int]:
 def deliveries(request: HttpRequest, team_id: int) -> HttpResponse:
     """Leads: the team's outgoing email and chat messages, failed ones first, with their errors."""
     try:
-        team = selectors.team_for_lead(user=request.user, team_id=team_id)
+        team = selectors.team_for_lead(user=request.user, team_id=team_id, reading=True)
     except NotFound as exc:
         raise Http404 from exc
     except NotPermitted as exc:

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from notifications import views as notification_views
+from roles.forms import ThrottledAuthenticationForm
 from workflows import views as workflow_views
 from worktime import views as calendar_views
 
@@ -11,10 +12,17 @@ from . import views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            redirect_authenticated_user=True, authentication_form=ThrottledAuthenticationForm
+        ),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("account/", views.account, name="account"),
     path("i18n/setlang/", views.set_language, name="set_language"),
     path("queue/", workflow_views.queue, name="queue"),
     path("board/", workflow_views.board_pick, name="board-pick"),
@@ -45,6 +53,7 @@ urlpatterns = [
     path("api/", include("analytics.api")),
     path("api/", include("dataloop.api")),
     path("api/", include("perf.urls")),
+    path("api/", include("roles.api")),
     path("", include("analytics.urls")),
     path("", include("dataloop.urls")),
 ]

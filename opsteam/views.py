@@ -1,16 +1,20 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views import defaults
 from django.views.decorators.http import require_POST
 from django.views.i18n import set_language as django_set_language
+from rest_framework.authtoken.models import Token
 
 from notifications import selectors as notification_selectors
 from notifications import services as notification_services
 from opsteam.exceptions import InvalidInput
+from roles import services as role_services
+from roles.views import SignedInRequest
 from workflows.selectors import team_overview_for_user
 
 from .middleware import SESSION_KEY
@@ -19,6 +23,29 @@ from .middleware import SESSION_KEY
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html", {"teams": team_overview_for_user(user=request.user)})
+
+
+@login_required
+def account(request: SignedInRequest) -> HttpResponse:
+    """The signed-in user's account: their API token, which they create, replace or revoke. A new key
+    is shown once, in the response to the POST that made it (never kept in the session)."""
+    user = request.user
+    new_token = ""
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action == "rotate":
+            new_token = role_services.token_rotate(user=user).key
+        elif action == "revoke":
+            role_services.token_revoke(user=user)
+            messages.success(request, _("Your API token was revoked."))
+            return redirect("account")
+        else:
+            return HttpResponseBadRequest()
+    token_created = None
+    if not new_token:
+        token_created = Token.objects.filter(user=user).values_list("created", flat=True).first()
+    context = {"new_token": new_token, "token_created": token_created}
+    return render(request, "registration/account.html", context)
 
 
 @require_POST
@@ -42,7 +69,7 @@ def _remember_language_in_session(
     """At login the user's chosen language goes into the session, so each page can use it for free."""
     if request is None or not hasattr(request, "session"):
         return
-    chosen = notification_selectors.settings_for_user(user=user)  # type: ignore[arg-type]
+    chosen = notification_selectors.settings_for_user(user=user)
     if chosen.language:
         request.session[SESSION_KEY] = chosen.language
 

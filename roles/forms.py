@@ -6,10 +6,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from opsteam.exceptions import InvalidInput
 
+from .backends import LOCKED_ATTRIBUTE, locked_message, minutes_left
 from .models import Role
 
 
@@ -64,3 +68,14 @@ class MemberRolesForm(forms.Form):
 
     def add_service_errors(self, exc: InvalidInput) -> None:
         add_service_errors(self, exc)
+
+
+class ThrottledAuthenticationForm(AuthenticationForm):
+    """The login form: a username locked by the sign-in throttle is told so, and for how long."""
+
+    def get_invalid_login_error(self) -> ValidationError:
+        locked_until = getattr(self.request, LOCKED_ATTRIBUTE, None)
+        if locked_until is None:
+            return super().get_invalid_login_error()
+        seconds = (locked_until - timezone.now()).total_seconds()
+        return ValidationError(locked_message(minutes_left(seconds)), code="locked")

@@ -98,3 +98,71 @@ class Membership(models.Model):
 def role_flag(role: str) -> str:
     """The Membership field that holds a role."""
     return f"is_{role}"
+
+
+class LoginThrottle(models.Model):
+    """Failed sign-ins of one username, shared by every web and API process through the database.
+    The row is deleted at the next successful sign-in."""
+
+    username = models.CharField(_("username"), max_length=150, unique=True)
+    failures = models.PositiveIntegerField(_("failures"), default=0)
+    last_failure_at = models.DateTimeField(_("last failure at"))
+    locked_until = models.DateTimeField(_("locked until"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("login throttle")
+        verbose_name_plural = _("login throttles")
+
+    def __str__(self) -> str:
+        return f"{self.username}: {self.failures}"
+
+
+class AuditAction(models.TextChoices):
+    MEMBER_ADDED = "member_added", _("member added")
+    MEMBER_REMOVED = "member_removed", _("member removed")
+    ROLES_CHANGED = "roles_changed", _("roles changed")
+    TEAM_CHANGED = "team_changed", _("team settings changed")
+    LEAD_OVERRIDE = "lead_override", _("lead override")
+
+
+class AuditEntry(models.Model):
+    """Who changed a team's people or settings, or moved a requirement in place of the role that owns
+    the stage. Written by the service that makes the change, in its transaction; never edited."""
+
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, related_name="audit_entries", verbose_name=_("team")
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("actor"),
+    )
+    action = models.CharField(_("action"), max_length=32, choices=AuditAction.choices)
+    target = models.CharField(_("target"), max_length=200, blank=True)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit entries")
+        indexes = [models.Index(fields=["team", "-id"], name="audit_team_newest")]
+
+    def __str__(self) -> str:
+        return f"{self.team_id} {self.action} {self.target}"
+
+    def details_text(self) -> str:
+        """The details on one line: `name: value` pairs, lists joined by commas, a changed setting as
+        `before → after`."""
+        parts = []
+        for name, value in self.details.items():
+            if isinstance(value, dict):
+                text = f"{value.get('before', '')} → {value.get('after', '')}"
+            elif isinstance(value, list):
+                text = ", ".join(str(item) for item in value)
+            else:
+                text = str(value)
+            parts.append(f"{name}: {text}")
+        return "; ".join(parts)

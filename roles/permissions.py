@@ -75,6 +75,21 @@ def team_get_for_user(*, user: UserLike, team_id: int) -> Team:
     return team
 
 
+def may_read_lead_records(*, user: UserLike, team: Team | int) -> bool:
+    """The lead-only records (audit log, deliveries) are read by the team's leads, superusers and site
+    staff, who see everything (PRODUCT.md); changing anything stays with those who manage."""
+    return bool(user.is_authenticated and (user.is_staff or may_manage_team(user=user, team=team)))
+
+
+def ensure_may_read_lead_records(*, user: User, team: Team, message: str) -> None:
+    """NotFound to those who cannot see the team, NotPermitted with `message` to members who are not
+    leads (nor staff)."""
+    if not can_see_team(user=user, team=team):
+        raise NotFound()
+    if not may_read_lead_records(user=user, team=team):
+        raise NotPermitted(message)
+
+
 def ensure_may_manage(*, user: User | None, team: Team, message: str) -> None:
     """Leads (and superusers) manage a team: NotFound to those who cannot see it, NotPermitted with
     `message` to members who are not leads. `user=None` is system work (commands, imports)."""

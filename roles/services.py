@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
+from rest_framework.authtoken.models import Token
 
 from opsteam.exceptions import InvalidInput, NotFound
 
-from .models import ALL_ROLES, Membership, Role, Team, role_flag
+from .models import ALL_ROLES, AuditAction, AuditEntry, Membership, Role, Team, role_flag
 from .permissions import ensure_may_manage
 
 
@@ -32,6 +34,21 @@ def _role_fields(roles: frozenset[str]) -> dict[str, bool]:
 
 def _check_manager(*, actor: User | None, team: Team) -> None:
     ensure_may_manage(user=actor, team=team, message=_("Only the team's leads may manage its members."))
+
+
+def audit_record(
+    *,
+    team_id: int,
+    actor: User | None,
+    action: AuditAction,
+    target: str = "",
+    details: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Write one audit entry. Caller is inside the transaction of the change it records, so the entry and
+    the change commit or roll back together. `actor=None` is system work (commands, imports)."""
+    return AuditEntry.objects.create(
+        team_id=team_id, actor=actor, action=action, target=target[:200], details=details or {}
+    )
 
 
 def team_create(*, name: str, key_prefix: str, creator: User, time_zone: str = "") -> Team:
@@ -60,19 +77,27 @@ def team_update(*, team_id: int, actor: User, name: str | None = None, time_zone
         if team is None:
             raise NotFound()
         _check_manager(actor=actor, team=team)
-        changed = []
+        before = {"name": team.name, "time_zone": team.time_zone}
         if name is not None:
             team.name = name.strip()
-            changed.append("name")
         if time_zone is not None:
             team.time_zone = time_zone
-            changed.append("time_zone")
         try:
             team.full_clean(validate_unique=False)
         except ValidationError as exc:
             raise InvalidInput(exc.message_dict) from exc
+        changed = [field for field, value in before.items() if getattr(team, field) != value]
         if changed:
             team.save(update_fields=changed)
+            audit_record(
+                team_id=team.pk,
+                actor=actor,
+                action=AuditAction.TEAM_CHANGED,
+                target=team.name,
+                details={
+                    field: {"before": before[field], "after": getattr(team, field)} for field in changed
+                },
+            )
     return team
 
 
@@ -83,7 +108,15 @@ def membership_add(*, team: Team, user: User, roles: Iterable[str], actor: User 
         _check_manager(actor=actor, team=locked)
         if Membership.objects.filter(team=locked, user=user).exists():
             raise InvalidInput({"user": [_("%(user)s is already a member.") % {"user": user}]})
-        return Membership.objects.create(team=locked, user=user, **_role_fields(chosen))
+        membership = Membership.objects.create(team=locked, user=user, **_role_fields(chosen))
+        audit_record(
+            team_id=locked.pk,
+            actor=actor,
+            action=AuditAction.MEMBER_ADDED,
+            target=user.username,
+            details={"roles": sorted(chosen)},
+        )
+    return membership
 
 
 def membership_set_roles(*, membership_id: int, roles: Iterable[str], actor: User | None) -> Membership:
@@ -93,9 +126,18 @@ def membership_set_roles(*, membership_id: int, roles: Iterable[str], actor: Use
         _check_manager(actor=actor, team=membership.team)
         if Role.LEAD not in chosen and membership.is_lead:
             _ensure_another_lead(membership)
+        before = membership.roles
         for field, value in _role_fields(chosen).items():
             setattr(membership, field, value)
         membership.save(update_fields=list(_role_fields(chosen)))
+        if before != chosen:
+            audit_record(
+                team_id=membership.team_id,
+                actor=actor,
+                action=AuditAction.ROLES_CHANGED,
+                target=membership.user.username,
+                details={"before": sorted(before), "after": sorted(chosen)},
+            )
     return membership
 
 
@@ -105,6 +147,13 @@ def membership_remove(*, membership_id: int, actor: User | None) -> None:
         _check_manager(actor=actor, team=membership.team)
         if membership.is_lead:
             _ensure_another_lead(membership)
+        audit_record(
+            team_id=membership.team_id,
+            actor=actor,
+            action=AuditAction.MEMBER_REMOVED,
+            target=membership.user.username,
+            details={"roles": sorted(membership.roles)},
+        )
         membership.delete()
 
 
@@ -140,3 +189,16 @@ def user_get_by_username_or_id(*, value: str | int) -> User:
     if user is None:
         raise InvalidInput({"user": [_("No active user “%(value)s”.") % {"value": value}]})
     return user
+
+
+def token_rotate(*, user: User) -> Token:
+    """Replace the user's API token with a new one; the old key stops working at once."""
+    with transaction.atomic():
+        Token.objects.filter(user=user).delete()
+        return Token.objects.create(user=user)
+
+
+def token_revoke(*, user: User) -> bool:
+    """Delete the user's API token; True when there was one."""
+    deleted, _per_model = Token.objects.filter(user=user).delete()
+    return deleted > 0

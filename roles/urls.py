@@ -1,4 +1,4 @@
-"""The members settings page, under teams/<team_id>/settings/ (the workflow and webhook pages are in their
+"""The members and audit settings pages, under teams/<team_id>/settings/ (the workflow and webhook pages are in their
 own apps' URL modules, under the same prefix)."""
 
 from __future__ import annotations
@@ -11,4 +11,5 @@ urlpatterns = [
     path("members/", views.members, name="settings-members"),
     path("members/<int:membership_id>/roles/", views.member_roles, name="settings-member-roles"),
     path("members/<int:membership_id>/remove/", views.member_remove, name="settings-member-remove"),
+    path("audit/", views.audit, name="settings-audit"),
 ]

@@ -1,5 +1,6 @@
 """Team settings in the web UI: the members page, where every member reads who holds which role and
-leads add members, change their roles and remove them. Also the helpers every settings page uses."""
+leads add members, change their roles and remove them; the audit log (leads). Also the helpers every
+settings page uses."""
 
 from __future__ import annotations
 
@@ -12,16 +13,17 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
 from opsteam.exceptions import InvalidInput, NotFound, NotPermitted
 
-from . import services
+from . import selectors, services
 from .forms import MemberAddForm, MemberRolesForm
 from .models import Membership, Role, Team
-from .permissions import may_manage_team, team_get_for_user
+from .permissions import may_manage_team, may_read_lead_records, team_get_for_user
 
 # ------------------------------------------------------------------------------- shared by the settings
 
@@ -184,3 +186,19 @@ def member_remove(request: SignedInRequest, team_id: int, membership_id: int) ->
         # Having left the team, its pages are no longer theirs to see.
         return redirect("home")
     return redirect("settings-members", team_id=team.pk)
+
+
+# ------------------------------------------------------------------------------------------------ audit
+
+AUDIT_PAGE_SIZE = 50
+
+
+@login_required
+def audit(request: SignedInRequest, team_id: int) -> HttpResponse:
+    """The team's audit log, newest first (leads only)."""
+    team = settings_team(request, team_id)
+    if not may_read_lead_records(user=request.user, team=team):
+        raise PermissionDenied(_("Only the team's leads may read its audit log."))
+    page = Paginator(selectors.audit_list(team=team), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = settings_context(team, tab="audit", is_lead=True, page=page, entries=page.object_list)
+    return render(request, "settings/audit.html", context)

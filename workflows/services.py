@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from opsteam.exceptions import (
     Conflict,
+    DomainError,
     InvalidInput,
     NotFound,
     NotPermitted,
@@ -26,7 +27,7 @@ from opsteam.exceptions import (
     RoleNotAllowed,
 )
 from roles import services as role_services
-from roles.models import ALL_ROLES, Membership, Team
+from roles.models import ALL_ROLES, AuditAction, Membership, Team
 from roles.permissions import ensure_may_manage, roles_for
 from worktime import services as calendar_services
 
@@ -497,15 +498,18 @@ def requirement_transition(
         )
         if not roles:
             raise RoleNotAllowed(_allowed_roles_for(definition, from_stage, to_stage))
-        move = engine.decide(
-            definition,
-            current=from_stage,
-            target=to_stage,
-            roles=roles,
-            fields=requirement_guard_fields_for_move(
-                requirement=requirement, definition=definition, current=from_stage, target=to_stage
-            ),
+        fields = requirement_guard_fields_for_move(
+            requirement=requirement, definition=definition, current=from_stage, target=to_stage
         )
+        move = engine.decide(definition, current=from_stage, target=to_stage, roles=roles, fields=fields)
+        if _is_lead_override(definition, current=from_stage, target=to_stage, roles=roles, fields=fields):
+            role_services.audit_record(
+                team_id=requirement.team_id,
+                actor=actor,
+                action=AuditAction.LEAD_OVERRIDE,
+                target=requirement.key,
+                details={"from_stage": from_stage, "to_stage": to_stage, "note": note[:500]},
+            )
         loop_id = requirement.current_loop_id  # type: ignore[attr-defined]
         event = StageEvent.objects.create(
             requirement=requirement,
@@ -551,6 +555,25 @@ def requirement_transition(
             )
         _log_on_commit(event, requirement.key)
     return event
+
+
+def _is_lead_override(
+    definition: engine.WorkflowDef,
+    *,
+    current: str,
+    target: str,
+    roles: frozenset[str],
+    fields: Mapping[str, Any],
+) -> bool:
+    """A lead's move that the actor's other roles would not allow: the lead acted in place of the role
+    that owns the stage (skipped a stage, went back, closed early or past a missing field)."""
+    if engine.LEAD not in roles:
+        return False
+    try:
+        engine.decide(definition, current=current, target=target, roles=roles - {engine.LEAD}, fields=fields)
+    except DomainError:
+        return True
+    return False
 
 
 def _allowed_roles_for(definition: engine.WorkflowDef, from_stage: str, target: str) -> frozenset[str]:

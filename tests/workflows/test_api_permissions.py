@@ -434,6 +434,8 @@ def test_staff_outside_the_team_cannot_move_its_requirement(crew: Crew, rival: R
 ANONYMOUS_REQUESTS: dict[str, list[tuple[str, str]]] = {
     "api-root": [("get", "/api/")],
     "api-token": [("delete", "/api/auth/token/")],
+    "api-account-token": [("post", "/api/account/token/"), ("delete", "/api/account/token/")],
+    "api-team-audit": [("get", "/api/teams/{team}/audit/")],
     "api-me": [("get", "/api/me/")],
     "api-ping": [("get", "/api/ping/")],
     "team-list": [("get", "/api/teams/"), ("post", "/api/teams/")],

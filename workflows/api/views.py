@@ -222,6 +222,7 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return Response(s.WorkflowSerializer(workflow).data)
 
     def destroy(self, request: Request, pk: str) -> Response:
+        self.get_object()  # a team the caller cannot see is not found, as for every other method
         raise InvalidInput({"detail": [_("Teams are not deleted through the API.")]})
 
 
