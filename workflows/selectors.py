@@ -166,6 +166,15 @@ def requirement_lock_for_move(
     )
     if requirement is None:
         raise NotFound()
+    if requirement.current_loop_id is None:
+        # The lock waited for a transaction that iterated the requirement. PostgreSQL hands back the
+        # row as that transaction left it (the new loop number), but runs the subquery in the snapshot
+        # from before the wait, where the new loop did not exist yet. A new statement sees it.
+        requirement.current_loop_id = (
+            IterationLoop.objects.filter(requirement_id=requirement.pk, number=requirement.loop_number)
+            .values_list("pk", flat=True)
+            .get()
+        )
     roles = roles_annotated(requirement)
     if not roles and not (user.is_authenticated and user.is_staff):
         raise NotFound()
