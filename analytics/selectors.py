@@ -351,57 +351,70 @@ def rolling_window(points: int) -> int:
     return size if size % 2 else size + 1
 
 
-def control_chart(scope: Scope) -> dict[str, Any]:
-    """One point per loop closed in the period (x = close time, y = cycle time), the p50 and p85 lines, and
-    a rolling average centred on each point over rolling_window(n) points, cut at the ends."""
+# A control chart point, in this order: the requirement's key, the loop's number, its close time, its
+# cycle time and outcome, and the rolling average around it.
+POINT_FIELDS = ("key", "loop", "closed_at", "cycle", "outcome", "rolling_average")
+
+
+def control_chart_points(scope: Scope) -> tuple[list[tuple], int]:
+    """The control chart's points as tuples (POINT_FIELDS), oldest close first, and the rolling window.
+    Tuples, because a chart over every team holds ~80,000 points; control_chart() makes them dicts."""
     if scope.working:
         loops = _working_loops(scope)
         keys = dict(Requirement.objects.filter(pk__in={rid for rid, _n in loops}).values_list("pk", "key"))
         ordered = sorted(loops.items(), key=lambda item: (item[1]["closed_at"], item[0]))
-        points = [
-            {
-                "key": keys[rid],
-                "loop": loop_no,
-                "closed_at": loop["closed_at"],
-                "cycle": round(loop["cycle"]),
-                "outcome": loop["outcome"],
-            }
-            for (rid, loop_no), loop in ordered
-        ]
-        window = rolling_window(len(points))
+        cycles = [round(loop["cycle"]) for _key, loop in ordered]
+        window = rolling_window(len(ordered))
         half = window // 2
-        for i, point in enumerate(points):
-            around = [p["cycle"] for p in points[max(i - half, 0) : i + half + 1]]
-            point["rolling_average"] = round(sum(around) / len(around))
-    else:
-        ctes, params = _events_cte(scope)
-        sql = f"""WITH {ctes}
-        SELECT r.key, c.loop_no, {_epoch("c.closed_at")}, c.cycle, c.outcome
-        FROM closed c JOIN {_t(Requirement)} r ON r.id = c.requirement_id
-        ORDER BY c.closed_at, c.requirement_id, c.loop_no"""
-        rows = _run(sql, params)
-        window = rolling_window(len(rows))
-        half = window // 2
-        # The centred rolling average from running sums of the exact cycle times (one pass, no re-query
-        # for the count the window depends on).
-        sums = [0, *itertools.accumulate(row[3] for row in rows)]
         points = []
-        for i, (key, loop_no, epoch, cycle, outcome) in enumerate(rows):
-            low, high = max(i - half, 0), min(i + half + 1, len(rows))
+        for i, ((rid, loop_no), loop) in enumerate(ordered):
+            around = cycles[max(i - half, 0) : i + half + 1]
             points.append(
-                {
-                    "key": key,
-                    "loop": loop_no,
-                    "closed_at": dt.datetime.fromtimestamp(round(float(epoch), 3), tz=dt.UTC),
-                    "cycle": round(float(cycle)),
-                    "outcome": outcome,
-                    "rolling_average": round(float((sums[high] - sums[low]) / (high - low))),
-                }
+                (
+                    keys[rid],
+                    loop_no,
+                    loop["closed_at"],
+                    cycles[i],
+                    loop["outcome"],
+                    round(sum(around) / len(around)),
+                )
             )
-        del rows, sums  # the points are what is kept: the raw rows need not outlive them
-    cycles = [p["cycle"] for p in points]
+        return points, window
+    ctes, params = _events_cte(scope)
+    sql = f"""WITH {ctes}
+    SELECT r.key, c.loop_no, {_epoch("c.closed_at")}, c.cycle, c.outcome
+    FROM closed c JOIN {_t(Requirement)} r ON r.id = c.requirement_id
+    ORDER BY c.closed_at, c.requirement_id, c.loop_no"""
+    rows = _run(sql, params)
+    window = rolling_window(len(rows))
+    half = window // 2
+    # The centred rolling average from running sums of the exact cycle times (one pass, no re-query for
+    # the count the window depends on).
+    sums = [0, *itertools.accumulate(row[3] for row in rows)]
+    points = []
+    for i, (key, loop_no, epoch, cycle, outcome) in enumerate(rows):
+        low, high = max(i - half, 0), min(i + half + 1, len(rows))
+        points.append(
+            (
+                key,
+                loop_no,
+                dt.datetime.fromtimestamp(round(float(epoch), 3), tz=dt.UTC),
+                round(float(cycle)),
+                outcome,
+                round(float((sums[high] - sums[low]) / (high - low))),
+            )
+        )
+    del rows, sums  # only the points outlive this: the raw rows need not wait for the caller
+    return points, window
+
+
+def control_chart(scope: Scope) -> dict[str, Any]:
+    """One point per loop closed in the period (x = close time, y = cycle time), the p50 and p85 lines, and
+    a rolling average centred on each point over rolling_window(n) points, cut at the ends."""
+    points, window = control_chart_points(scope)
+    cycles = [point[3] for point in points]
     return {
-        "points": points,
+        "points": [dict(zip(POINT_FIELDS, point, strict=True)) for point in points],
         "p50": percentile(cycles, 50),
         "p85": percentile(cycles, 85),
         "window": window,

@@ -182,3 +182,43 @@ def test_api_queries_do_not_grow(
     populate(crew, 5)
     with django_assert_num_queries(API_QUERIES[metric, time]):
         assert client.get(url).status_code == 200
+
+
+@pytest.mark.parametrize("time", ["calendar", "working"])
+def test_control_chart_json_is_the_document_drf_would_render(client: Client, crew: Crew, time: str) -> None:
+    """The control chart's JSON is written a slice at a time (analytics.api.control_chart_response); byte
+    for byte it is what DRF's renderer makes of the selector's answer."""
+    from rest_framework.renderers import JSONRenderer
+
+    from analytics import api, selectors
+    from analytics.params import describe, scope_from_query
+
+    client.force_login(crew.lead)
+    populate(crew, 3)
+    query = f"team={crew.team.pk}&{CUSTOM}&time={time}"
+    response = client.get(f"/api/analytics/control-chart/?{query}")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    scope = scope_from_query(dict(item.split("=") for item in query.split("&")), user=crew.lead)
+    chart = selectors.control_chart(scope)
+    assert len(chart["points"]) > 2, "the test needs closed loops to compare"
+    expected = JSONRenderer().render({"query": describe(scope), **api._jsonable(chart)})
+    assert response.content == expected
+    assert api.POINTS_PER_CHUNK > 1  # several slices: the separator between them is checked below
+
+
+def test_control_chart_json_across_slices(crew: Crew, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from analytics import api, selectors
+    from analytics.params import describe, scope_from_query
+
+    populate(crew, 3)
+    monkeypatch.setattr(api, "POINTS_PER_CHUNK", 2)
+    scope = scope_from_query(
+        {"team": str(crew.team.pk), "period": "custom", "start": "2026-03-01", "end": "2026-03-10"},
+        user=crew.lead,
+    )
+    document = json.loads(api.control_chart_response(scope).content)
+    assert document == {"query": describe(scope), **api._jsonable(selectors.control_chart(scope))}
+    assert len(document["points"]) > 4
