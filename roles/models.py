@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -155,9 +156,20 @@ class AuditEntry(models.Model):
 
     def details_text(self) -> str:
         """The details on one line: `name: value` pairs, lists joined by commas, a changed setting as
-        `before → after`."""
+        `before → after`; the names in the reader's language."""
+        labels = {
+            "from_stage": gettext("from"),
+            "to_stage": gettext("to"),
+            "note": gettext("note"),
+            "roles": gettext("roles"),
+            "before": gettext("before"),
+            "after": gettext("after"),
+            "name": gettext("name"),
+            "time_zone": gettext("time zone"),
+        }
         parts = []
-        for name, value in self.details.items():
+        for key, value in self.details.items():
+            name = labels.get(key, key)
             if isinstance(value, dict):
                 text = f"{value.get('before', '')} → {value.get('after', '')}"
             elif isinstance(value, list):
