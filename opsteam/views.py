@@ -8,11 +8,11 @@ from django.utils.translation import gettext as _
 from django.views import defaults
 from django.views.decorators.http import require_POST
 from django.views.i18n import set_language as django_set_language
-from rest_framework.authtoken.models import Token
 
 from notifications import selectors as notification_selectors
 from notifications import services as notification_services
 from opsteam.exceptions import InvalidInput
+from roles import selectors as role_selectors
 from roles import services as role_services
 from roles.views import SignedInRequest
 from workflows.selectors import team_overview_for_user
@@ -43,7 +43,7 @@ def account(request: SignedInRequest) -> HttpResponse:
             return HttpResponseBadRequest()
     token_created = None
     if not new_token:
-        token_created = Token.objects.filter(user=user).values_list("created", flat=True).first()
+        token_created = role_selectors.token_created_at(user=user)
     context = {"new_token": new_token, "token_created": token_created}
     return render(request, "registration/account.html", context)
 

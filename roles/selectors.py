@@ -1,10 +1,13 @@
-"""Reads for teams: the audit log."""
+"""Reads for teams and accounts: the audit log, a user's API token."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
+from rest_framework.authtoken.models import Token
 
 from .models import AuditEntry, Team
 from .permissions import ensure_may_read_lead_records, team_get_for_user
@@ -23,3 +26,8 @@ def team_for_audit(*, user: User, team_id: int) -> Team:
 def audit_list(*, team: Team) -> QuerySet[AuditEntry]:
     """The team's audit entries, newest first, with their actors."""
     return AuditEntry.objects.filter(team=team).select_related("actor").order_by("-id")
+
+
+def token_created_at(*, user: User) -> dt.datetime | None:
+    """When the user's API token was made; None when they have none."""
+    return Token.objects.filter(user=user).values_list("created", flat=True).first()

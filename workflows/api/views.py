@@ -95,7 +95,7 @@ class TokenView(APIView):
 
     @extend_schema(responses={204: None, **ErrorResponses.of(401, 403)})
     def delete(self, request: Request) -> Response:
-        Token.objects.filter(user=request.user).delete()
+        role_services.token_revoke(user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
