@@ -131,7 +131,10 @@ def test_scripts_still_work_under_the_policy(open_as: Callable[..., Any], crew: 
         card.locator("button[name=to][value=design]").click()
     assert moved.value.request.headers.get("hx-request") == "true"
     assert moved.value.status == 200
-    # Read the result through a page, not the ORM, so that the live server is done with the request.
+    # Let htmx finish swapping (and anything it asks for) before leaving the page: a navigation started
+    # while it is still at work is aborted (net::ERR_ABORTED). Then read the result through a page, not
+    # the ORM, so that the live server is done with the request.
+    page.wait_for_load_state("networkidle")
     page.goto(reverse("requirement", kwargs={"key": requirement.key}))
     expect(page.locator("ol.stageline li.current")).to_contain_text("Design")
 
