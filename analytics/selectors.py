@@ -19,7 +19,9 @@ import datetime as dt
 import itertools
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -105,8 +107,8 @@ def _ts(column: str) -> str:
     return "CAST(%s AS TIMESTAMP WITH TIME ZONE)" if connection.vendor == "postgresql" else "%s"
 
 
-def _events_cte(scope: Scope) -> tuple[str, list[Any]]:
-    """ev: the scoped events with the next event's time; visits; loop_start; closed (in the period)."""
+def _scope_where(scope: Scope) -> tuple[list[str], list[Any]]:
+    """SQL conditions on the requirement (alias r) for the scope's teams and filters, with their params."""
     params: list[Any] = []
     where = [f"r.team_id IN ({', '.join(['%s'] * len(scope.teams))})"]
     params += [team.pk for team in scope.teams]
@@ -127,6 +129,12 @@ def _events_cte(scope: Scope) -> tuple[str, list[Any]]:
             f"WHERE rl.requirement_id = r.id AND lb.name = %s)"
         )
         params.append(f.label)
+    return where, params
+
+
+def _events_cte(scope: Scope) -> tuple[str, list[Any]]:
+    """ev: the scoped events with the next event's time; visits; loop_start; closed (in the period)."""
+    where, params = _scope_where(scope)
     # Only what a period can see is read. On PostgreSQL: for each requirement, its events from the start
     # of the loop it was in when the period began (its latest create / iterate before the start), or from
     # the start itself when it was already closed by then. Every visit ending in or open during the period,
@@ -193,6 +201,91 @@ def _events_cte(scope: Scope) -> tuple[str, list[Any]]:
     )
     params += [_param(scope.start), _param(scope.end)]
     return sql, params
+
+
+# ------------------------------------------------------------------ PostgreSQL: each metric's own read
+#
+# The pipeline above derives every visit of every scoped loop (a window over all their events) before
+# any metric looks at them. Over every team that is ~570,000 events sorted for one figure. On
+# PostgreSQL, each calendar-time metric instead reads only the events its definition needs, from the
+# same log, by index:
+# - a loop closed in the period is its iterate / close event in the period; its start is the latest
+#   create / iterate event of the requirement before that event (one index lookup, `event_loop_start`);
+# - a visit of a closed loop runs from one event of the loop to the next (a window within the loop's
+#   own events, the first starting at the loop's start);
+# - a visit ending in the period ends at one of the period's events, and began at the requirement's
+#   event just before it (one lookup on `event_requirement_at`);
+# - the state at an instant is each requirement's latest event before it.
+# Under the log's invariants (each event leaves the stage the one before it entered, loops follow one
+# another) these give the pipeline's figures exactly; tests/analytics/test_direct.py checks that they do.
+
+_reference_only: ContextVar[bool] = ContextVar("analytics_reference_only", default=False)
+
+
+@contextmanager
+def reference_pipeline() -> Iterator[None]:
+    """Compute every metric through the visits pipeline, on PostgreSQL too (the tests compare both)."""
+    token = _reference_only.set(True)
+    try:
+        yield
+    finally:
+        _reference_only.reset(token)
+
+
+def _direct_sql() -> bool:
+    return connection.vendor == "postgresql" and not _reference_only.get()
+
+
+def _direct(scope: Scope) -> bool:
+    """Whether a metric takes its own read (PostgreSQL, calendar time) rather than the pipeline."""
+    return _direct_sql() and not scope.working
+
+
+def _latest_event(before: str = "") -> str:
+    """SQL: a LATERAL read of requirement r's latest event (before an instant, when `before` is its
+    placeholder)."""
+    bound = f"AND e.at < {before}" if before else ""
+    return f"""CROSS JOIN LATERAL (
+        SELECT e.to_stage, e.at, e.kind, e.loop_id FROM {_t(StageEvent)} e
+        WHERE e.requirement_id = r.id {bound} ORDER BY e.at DESC, e.id DESC LIMIT 1
+    ) le"""
+
+
+def _closed_cte(scope: Scope, *, started: bool = True, numbered: bool = True) -> tuple[str, list[Any]]:
+    """closed: the loops closed in the period (requirement_id, loop_id, closed_at, outcome, and loop_no
+    when `numbered`, started_at and cycle when `started`), read from their iterate / close events."""
+    where, params = _scope_where(scope)
+    columns, lateral = "", ""
+    number, loops = "", ""
+    if numbered:
+        number = ", l.number AS loop_no"
+        loops = f"JOIN {_t(IterationLoop)} l ON l.id = x.loop_id"
+    if started:
+        columns = f", s.at AS started_at, {_secs('s.at', 'x.at')} AS cycle"
+        lateral = f"""CROSS JOIN LATERAL (
+            SELECT b.at FROM {_t(StageEvent)} b
+            WHERE b.requirement_id = x.requirement_id AND b.kind IN ('create', 'iterate')
+              AND b.at <= x.at AND (b.at < x.at OR b.id < x.id)
+            ORDER BY b.at DESC, b.id DESC LIMIT 1
+        ) s"""
+    sql = f"""
+    closed AS MATERIALIZED (
+        SELECT x.requirement_id, x.loop_id, x.at AS closed_at, x.kind AS outcome{number}{columns}
+        FROM {_t(StageEvent)} x
+        JOIN {_t(Requirement)} r ON r.id = x.requirement_id
+        {loops}
+        {lateral}
+        WHERE x.kind IN ('iterate', 'close') AND x.at >= {_ts("")} AND x.at < {_ts("")} AND {" AND ".join(where)}
+    )"""
+    return sql, [_param(scope.start), _param(scope.end), *params]
+
+
+def _metric_cte(scope: Scope, *, started: bool = True, numbered: bool = True) -> tuple[str, list[Any]]:
+    """The common table expressions a closed-loop metric reads `closed` from: its own read on
+    PostgreSQL, the pipeline elsewhere."""
+    if _direct(scope):
+        return _closed_cte(scope, started=started, numbered=numbered)
+    return _events_cte(scope)
 
 
 def _percentile_columns(value: str, n: str = "n", rn: str = "rn") -> str:
@@ -282,7 +375,7 @@ def cycle_time(scope: Scope) -> dict[str, Any]:
     """p50 / p85 / p95 / mean / count of the cycle times of loops closed in the period (seconds)."""
     if scope.working:
         return _summary([loop["cycle"] for loop in _working_loops(scope).values()])
-    ctes, params = _events_cte(scope)
+    ctes, params = _metric_cte(scope, numbered=False)
     sql = f"""WITH {ctes},
     ranked AS (
         SELECT cycle, ROW_NUMBER() OVER (ORDER BY cycle) AS rn, COUNT(*) OVER () AS n FROM closed
@@ -315,6 +408,8 @@ def time_in_stage(scope: Scope) -> dict[str, Any]:
         rows = {
             stage: {**_summary(values), "total": round(sum(values))} for stage, values in per_stage.items()
         }
+    elif _direct(scope):
+        rows = _time_in_stage_direct(scope)
     else:
         ctes, params = _events_cte(scope)
         sql = f"""WITH {ctes},
@@ -343,6 +438,33 @@ def time_in_stage(scope: Scope) -> dict[str, Any]:
     stages += [{"stage": slug, **values} for slug, values in sorted(rows.items()) if slug not in order]
     bottleneck = max(stages, key=lambda s: s["total"] or 0)["stage"] if stages else None
     return {"stages": stages, "bottleneck": bottleneck}
+
+
+def _time_in_stage_direct(scope: Scope) -> dict[str, dict[str, Any]]:
+    """time_in_stage's figures per stage on PostgreSQL: the visits of each loop closed in the period are
+    its own events, each ending the visit its predecessor in the loop (or the loop's start) began. Summed
+    in whole microseconds, so the figures are exact."""
+    ctes, params = _closed_cte(scope, numbered=False)
+    spent = "ROUND(DATE_PART('epoch', e.at - COALESCE(LAG(e.at) OVER ("
+    spent += "PARTITION BY e.loop_id ORDER BY e.at, e.id), c.started_at)) * 1000000)::BIGINT"
+    sql = f"""WITH {ctes},
+    visits AS (
+        SELECT c.loop_id, e.from_stage AS stage, e.kind, {spent} AS us
+        FROM closed c JOIN {_t(StageEvent)} e ON e.loop_id = c.loop_id
+    ),
+    tis AS (SELECT loop_id, stage, SUM(us) AS us FROM visits WHERE kind <> 'create' GROUP BY loop_id, stage)
+    SELECT stage, COUNT(*), SUM(us) / 1000000.0, AVG(us) / 1000000.0,
+           {", ".join(f"PERCENTILE_DISC({p / 100}) WITHIN GROUP (ORDER BY us) / 1000000.0" for p in PERCENTILES)}
+    FROM tis GROUP BY stage"""
+    return {
+        stage: {
+            "count": count,
+            "total": _rounded(total),
+            "mean": _rounded(mean),
+            **{f"p{p}": _rounded(value) for p, value in zip(PERCENTILES, pcts, strict=True)},
+        }
+        for stage, count, total, mean, *pcts in _run(sql, params)
+    }
 
 
 def rolling_window(points: int) -> int:
@@ -380,7 +502,7 @@ def control_chart_points(scope: Scope) -> tuple[list[tuple], int]:
                 )
             )
         return points, window
-    ctes, params = _events_cte(scope)
+    ctes, params = _metric_cte(scope)
     sql = f"""WITH {ctes}
     SELECT r.key, c.loop_no, {_epoch("c.closed_at")}, c.cycle, c.outcome
     FROM closed c JOIN {_t(Requirement)} r ON r.id = c.requirement_id
@@ -449,6 +571,33 @@ def cumulative_flow(scope: Scope) -> dict[str, Any]:
     days = _days(scope)
     if not days:
         return {"days": [], "stages": [], "closed": []}
+    window = [_param(scope.start), _param(days[-1][1])]
+    if _direct(scope):
+        sql, params = _cumulative_flow_direct(scope, days[0][0], window)
+    else:
+        sql, params = _cumulative_flow_pipeline(scope, days, window)
+    moves: dict[str, list[int]] = defaultdict(lambda: [0] * (len(days) + 1))
+    for stage, i, n in _run(sql, params):
+        moves[stage][int(i) + 1] += int(n)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0] * len(days))
+    for stage, changes in moves.items():
+        running = list(itertools.accumulate(changes))[1:]
+        if stage == "" or any(running):
+            counts[stage] = running
+    closed = counts.pop("", [0] * len(days))
+    order = [slug for slug, _name in stage_order(scope)]
+    order += sorted(slug for slug in counts if slug not in order)
+    return {
+        "days": [day.isoformat() for day, _end in days],
+        "stages": [{"stage": slug, "open": counts[slug]} for slug in order],
+        "closed": closed,
+    }
+
+
+def _cumulative_flow_pipeline(
+    scope: Scope, days: list[tuple[dt.date, dt.datetime]], window: list[Any]
+) -> tuple[str, list[Any]]:
+    """cumulative_flow's (stage, day, change) rows through the visits pipeline (day -1: open at the start)."""
     ctes, params = _events_cte(scope)
     table, table_params = _values_table("days", "t", [(end,) for _d, end in days])
     # Open in S at the end of day i (instant t_i) = visits to S open at the period's start, plus those that
@@ -477,23 +626,35 @@ def cumulative_flow(scope: Scope) -> dict[str, Any]:
     UNION ALL
     SELECT stage, -1, COUNT(*) FROM visits
     WHERE start_at < {begin} AND (end_at IS NULL OR end_at >= {begin}) GROUP BY stage"""
-    window = [_param(scope.start), _param(days[-1][1])]
-    moves: dict[str, list[int]] = defaultdict(lambda: [0] * (len(days) + 1))
-    for stage, i, n in _run(sql, [*params, *table_params, *window * 3, window[0], window[0]]):
-        moves[stage][int(i) + 1] += int(n)
-    counts: dict[str, list[int]] = defaultdict(lambda: [0] * len(days))
-    for stage, changes in moves.items():
-        running = list(itertools.accumulate(changes))[1:]
-        if stage == "" or any(running):
-            counts[stage] = running
-    closed = counts.pop("", [0] * len(days))
-    order = [slug for slug, _name in stage_order(scope)]
-    order += sorted(slug for slug in counts if slug not in order)
-    return {
-        "days": [day.isoformat() for day, _end in days],
-        "stages": [{"stage": slug, "open": counts[slug]} for slug in order],
-        "closed": closed,
-    }
+    return sql, [*params, *table_params, *window * 3, window[0], window[0]]
+
+
+def _cumulative_flow_direct(scope: Scope, first: dt.date, window: list[Any]) -> tuple[str, list[Any]]:
+    """cumulative_flow's (stage, day, change) rows on PostgreSQL, from the events of the period alone:
+    each enters its `to_stage` and leaves its `from_stage` on its day in the team's time zone (an iterate
+    or close also counts a closed loop, under stage ""); the loops open at the start are each scoped
+    requirement's latest event before it, unless that is a close (day -1)."""
+    where, where_params = _scope_where(scope)
+    conditions = " AND ".join(where)
+    sql = f"""WITH moves AS (
+        SELECT p.stage, CAST(x.at AT TIME ZONE %s AS DATE) - CAST(%s AS DATE) AS i, p.delta
+        FROM {_t(StageEvent)} x
+        JOIN {_t(Requirement)} r ON r.id = x.requirement_id
+        CROSS JOIN LATERAL (VALUES
+            (x.to_stage, 1, x.to_stage <> ''),
+            (x.from_stage, -1, x.from_stage <> ''),
+            ('', 1, x.kind IN ('iterate', 'close'))
+        ) p(stage, delta, counts)
+        WHERE x.at >= {_ts("")} AND x.at < {_ts("")} AND {conditions} AND p.counts
+    )
+    SELECT stage, i, SUM(delta) FROM moves GROUP BY stage, i
+    UNION ALL
+    SELECT le.to_stage, -1, COUNT(*) FROM {_t(Requirement)} r
+    {_latest_event(_ts(""))}
+    WHERE le.kind <> 'close' AND {conditions}
+    GROUP BY le.to_stage"""
+    params = [scope.zone.key, first, *window, *where_params, window[0], *where_params]
+    return sql, params
 
 
 def _weeks(scope: Scope) -> list[tuple[str, dt.datetime, dt.datetime]]:
@@ -518,7 +679,7 @@ def throughput(scope: Scope) -> dict[str, Any]:
     weeks = _weeks(scope)
     if not weeks:
         return {"weeks": []}
-    ctes, params = _events_cte(scope)
+    ctes, params = _metric_cte(scope, started=False, numbered=False)
     table, table_params = _values_table("weeks", "i, s, e", [(i, s, e) for i, (_l, s, e) in enumerate(weeks)])
     sql = f"""WITH {ctes}, {table}
     SELECT w.i, c.outcome, COUNT(*) FROM weeks w JOIN closed c ON c.closed_at >= w.s AND c.closed_at < w.e
@@ -538,7 +699,6 @@ def wip(scope: Scope, *, limit: int = 200, p85: float | None = None) -> dict[str
     """Open loops per stage now, and the oldest open loops with their age (now − loop start) and time in
     their current stage, flagged when the age passes the period's p85 cycle time."""
     now = scope.clock
-    ctes, params = _events_cte(scope)
     # The period's p85 cycle time comes along in the same statement (the pipeline runs once) unless the
     # caller already has it, or the working-time variant needs it from the calendar.
     in_sql = p85 is None and not scope.working
@@ -549,13 +709,33 @@ def wip(scope: Scope, *, limit: int = 200, p85: float | None = None) -> dict[str
         if in_sql
         else "NULL"
     )
-    sql = f"""WITH {ctes}
-    SELECT r.key, r.title, v.stage, v.loop_no, {_epoch("s.started_at")}, {_epoch("v.start_at")}, {p85_column}
-    FROM visits v
-    JOIN loop_start s ON s.requirement_id = v.requirement_id AND s.loop_no = v.loop_no
-    JOIN {_t(Requirement)} r ON r.id = v.requirement_id
-    WHERE v.end_at IS NULL
-    ORDER BY s.started_at, r.id"""
+    if _direct_sql():
+        # Each scoped requirement's latest event: unless it is a close, the loop's current visit; the
+        # loop began at the requirement's latest create / iterate.
+        where, where_params = _scope_where(scope)
+        ctes, params = _closed_cte(scope, numbered=False) if in_sql else ("", [])
+        sql = f"""{"WITH " + ctes if ctes else ""}
+        SELECT r.key, r.title, le.to_stage, l.number + CASE WHEN le.kind = 'iterate' THEN 1 ELSE 0 END,
+               {_epoch("s.at")}, {_epoch("le.at")}, {p85_column}
+        FROM {_t(Requirement)} r
+        {_latest_event()}
+        JOIN {_t(IterationLoop)} l ON l.id = le.loop_id
+        CROSS JOIN LATERAL (
+            SELECT MAX(b.at) AS at FROM {_t(StageEvent)} b
+            WHERE b.requirement_id = r.id AND b.kind IN ('create', 'iterate')
+        ) s
+        WHERE le.kind <> 'close' AND {" AND ".join(where)}
+        ORDER BY s.at, r.id"""
+        params += where_params
+    else:
+        ctes, params = _events_cte(scope)
+        sql = f"""WITH {ctes}
+        SELECT r.key, r.title, v.stage, v.loop_no, {_epoch("s.started_at")}, {_epoch("v.start_at")}, {p85_column}
+        FROM visits v
+        JOIN loop_start s ON s.requirement_id = v.requirement_id AND s.loop_no = v.loop_no
+        JOIN {_t(Requirement)} r ON r.id = v.requirement_id
+        WHERE v.end_at IS NULL
+        ORDER BY s.started_at, r.id"""
     rows = _run(sql, params)
     if in_sql and rows:
         p85 = _rounded(rows[0][6])
@@ -604,8 +784,8 @@ def wip(scope: Scope, *, limit: int = 200, p85: float | None = None) -> dict[str
 
 def sla(scope: Scope) -> dict[str, Any]:
     """Per stage: visits that ended in the period, how many lasted longer than the stage's SLA, the rate."""
-    ctes, params = _events_cte(scope)
     if scope.working:
+        ctes, params = _events_cte(scope)
         sql = f"""WITH {ctes}
         SELECT v.stage, r.team_id, v.start_at, v.end_at, st.sla_hours
         FROM visits v
@@ -619,7 +799,26 @@ def sla(scope: Scope) -> dict[str, Any]:
             tally[stage][0] += 1
             tally[stage][1] += int(hours is not None and seconds > hours * 3600)
         rows = [(stage, ended, breached) for stage, (ended, breached) in tally.items()]
+    elif _direct(scope):
+        # Each event of the period ends the visit to the stage it leaves, begun at the requirement's
+        # event just before it.
+        where, where_params = _scope_where(scope)
+        sql = f"""SELECT y.from_stage, COUNT(*),
+               SUM(CASE WHEN st.sla_hours IS NOT NULL
+                         AND y.at - b.at > st.sla_hours * INTERVAL '1 hour' THEN 1 ELSE 0 END)
+        FROM {_t(StageEvent)} y
+        JOIN {_t(Requirement)} r ON r.id = y.requirement_id
+        CROSS JOIN LATERAL (
+            SELECT e.at FROM {_t(StageEvent)} e
+            WHERE e.requirement_id = y.requirement_id AND (e.at, e.id) < (y.at, y.id)
+            ORDER BY e.at DESC, e.id DESC LIMIT 1
+        ) b
+        JOIN {_t(Stage)} st ON st.workflow_id = r.workflow_id AND st.slug = y.from_stage
+        WHERE y.kind <> 'create' AND y.at >= {_ts("")} AND y.at < {_ts("")} AND {" AND ".join(where)}
+        GROUP BY y.from_stage"""
+        rows = _run(sql, [_param(scope.start), _param(scope.end), *where_params])
     else:
+        ctes, params = _events_cte(scope)
         sql = f"""WITH {ctes}
         SELECT v.stage, COUNT(*),
                SUM(CASE WHEN st.sla_hours IS NOT NULL
@@ -649,26 +848,47 @@ def sla(scope: Scope) -> dict[str, Any]:
 def rework(scope: Scope) -> dict[str, Any]:
     """Backward transitions in the period per stage they left, and the share of loops closed in the period
     with at least one backward transition."""
-    ctes, params = _events_cte(scope)
-    backward = f"""(x.kind = 'rework' OR (x.kind = 'override' AND EXISTS (
-        SELECT 1 FROM {_t(Stage)} sf JOIN {_t(Stage)} st ON st.workflow_id = sf.workflow_id
-        WHERE sf.workflow_id = x.workflow_id AND sf.slug = x.from_stage AND st.slug = x.to_stage
-          AND st."order" < sf."order")))"""
-    # One statement, so the pipeline runs once: backward moves in the period per stage left, then the
-    # closed loops and those of them with a backward move.
-    sql = f"""WITH {ctes},
-    reworked AS (SELECT DISTINCT x.requirement_id, x.loop_no FROM ev x WHERE {backward})
-    SELECT 'stage', x.from_stage, COUNT(*) FROM ev x
-    WHERE {backward} AND x.at >= {_ts("")} AND x.at < {_ts("")}
-    GROUP BY x.from_stage
-    UNION ALL
-    SELECT 'loops', '', COUNT(*) FROM closed
-    UNION ALL
-    SELECT 'reworked', '', COUNT(*) FROM closed c
-    JOIN reworked w ON w.requirement_id = c.requirement_id AND w.loop_no = c.loop_no"""
+
+    def backward(workflow: str) -> str:
+        return f"""(x.kind = 'rework' OR (x.kind = 'override' AND EXISTS (
+            SELECT 1 FROM {_t(Stage)} sf JOIN {_t(Stage)} st ON st.workflow_id = sf.workflow_id
+            WHERE sf.workflow_id = {workflow} AND sf.slug = x.from_stage AND st.slug = x.to_stage
+              AND st."order" < sf."order")))"""
+
+    window = [_param(scope.start), _param(scope.end)]
+    if _direct(scope):
+        # The period's backward events, and for each loop closed in it whether its own events hold one.
+        ctes, params = _closed_cte(scope, started=False, numbered=False)
+        where, where_params = _scope_where(scope)
+        sql = f"""WITH {ctes}
+        SELECT 'stage', x.from_stage, COUNT(*) FROM {_t(StageEvent)} x
+        JOIN {_t(Requirement)} r ON r.id = x.requirement_id
+        WHERE x.at >= {_ts("")} AND x.at < {_ts("")} AND {backward("r.workflow_id")} AND {" AND ".join(where)}
+        GROUP BY x.from_stage
+        UNION ALL
+        SELECT 'loops', '', COUNT(*) FROM closed
+        UNION ALL
+        SELECT 'reworked', '', COUNT(*) FROM closed c JOIN {_t(Requirement)} r ON r.id = c.requirement_id
+        WHERE EXISTS (SELECT 1 FROM {_t(StageEvent)} x WHERE x.loop_id = c.loop_id AND {backward("r.workflow_id")})"""
+        params += [*window, *where_params]
+    else:
+        # One statement, so the pipeline runs once: backward moves in the period per stage left, then the
+        # closed loops and those of them with a backward move.
+        ctes, params = _events_cte(scope)
+        sql = f"""WITH {ctes},
+        reworked AS (SELECT DISTINCT x.requirement_id, x.loop_no FROM ev x WHERE {backward("x.workflow_id")})
+        SELECT 'stage', x.from_stage, COUNT(*) FROM ev x
+        WHERE {backward("x.workflow_id")} AND x.at >= {_ts("")} AND x.at < {_ts("")}
+        GROUP BY x.from_stage
+        UNION ALL
+        SELECT 'loops', '', COUNT(*) FROM closed
+        UNION ALL
+        SELECT 'reworked', '', COUNT(*) FROM closed c
+        JOIN reworked w ON w.requirement_id = c.requirement_id AND w.loop_no = c.loop_no"""
+        params += window
     per_stage: dict[str, int] = {}
     totals = {"loops": 0, "reworked": 0}
-    for part, stage, n in _run(sql, [*params, _param(scope.start), _param(scope.end)]):
+    for part, stage, n in _run(sql, params):
         if part == "stage":
             per_stage[stage] = int(n)
         else:
@@ -686,7 +906,7 @@ def rework(scope: Scope) -> dict[str, Any]:
 
 def loops_per_requirement(scope: Scope) -> dict[str, Any]:
     """How many loops the requirements closed in the period took: loops → number of requirements."""
-    ctes, params = _events_cte(scope)
+    ctes, params = _metric_cte(scope, started=False)
     sql = f"""WITH {ctes}
     SELECT loop_no, COUNT(*) FROM closed WHERE outcome = 'close' GROUP BY loop_no ORDER BY loop_no"""
     rows = [(int(loops), int(n)) for loops, n in _run(sql, params)]
