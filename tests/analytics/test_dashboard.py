@@ -204,6 +204,7 @@ def test_control_chart_json_is_the_document_drf_would_render(client: Client, cre
     assert len(chart["points"]) > 2, "the test needs closed loops to compare"
     expected = JSONRenderer().render({"query": describe(scope), **api._jsonable(chart)})
     assert response.content == expected
+    assert response["Content-Length"] == str(len(expected))
     assert api.POINTS_PER_CHUNK > 1  # several slices: the separator between them is checked below
 
 
