@@ -91,3 +91,15 @@ def test_a_sweep_with_nothing_overdue_costs_one_query(crew: Crew, django_assert_
     overdue({"propose": crew.ops, "design": crew.pm}, stage="design", at=T, title="on time")
 
     assert sweep_at(T + 71 * HOUR, django_assert_num_queries, IDLE_SLA_SWEEP) == 0
+
+
+def test_a_capped_sweep_says_whether_more_are_waiting(crew: Crew) -> None:
+    grow = {"propose": crew.ops, "design": crew.pm}
+    for n in range(3):
+        overdue(grow, stage="design", at=T, title=f"late {n}")
+
+    with time_machine.travel(T + 73 * HOUR, tick=False):
+        assert reminders.sla_sweep(batch=2) == (2, True)
+        assert reminders.sla_sweep(batch=2) == (1, False)
+        assert reminders.sla_sweep() == (0, False)
+    assert StageReminder.objects.count() == 3
