@@ -223,3 +223,21 @@ def test_control_chart_json_across_slices(crew: Crew, monkeypatch: pytest.Monkey
     document = json.loads(api.control_chart_response(scope).content)
     assert document == {"query": describe(scope), **api._jsonable(selectors.control_chart(scope))}
     assert len(document["points"]) > 4
+
+
+def test_the_control_chart_is_collected_once_sent(
+    client: Client, crew: Crew, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DRF's view, request and response refer to one another; the control chart's body, megabytes over
+    every team, must not wait in that cycle for a rare full collection (analytics.api.LargeResponse)."""
+    import gc
+
+    from analytics import api
+
+    populate(crew, 2)
+    client.force_login(crew.lead)
+    collections: list[int] = []
+    monkeypatch.setattr(gc, "collect", lambda *args: collections.append(1) or 0)
+    response = client.get(f"/api/analytics/control-chart/?team={crew.team.pk}&{CUSTOM}")
+    assert isinstance(response, api.LargeResponse)
+    assert collections == [1]  # the test client closes the response as a WSGI server would
