@@ -252,8 +252,9 @@ def _latest_event(before: str = "") -> str:
 
 
 def _closed_cte(scope: Scope, *, started: bool = True, numbered: bool = True) -> tuple[str, list[Any]]:
-    """closed: the loops closed in the period (requirement_id, loop_id, closed_at, outcome, and loop_no
-    when `numbered`, started_at and cycle when `started`), read from their iterate / close events."""
+    """closed: the loops closed in the period (requirement_id, workflow_id, loop_id, closed_at, outcome,
+    and loop_no when `numbered`, started_at and cycle when `started`), read from their iterate / close
+    events."""
     where, params = _scope_where(scope)
     columns, lateral = "", ""
     number, loops = "", ""
@@ -270,7 +271,7 @@ def _closed_cte(scope: Scope, *, started: bool = True, numbered: bool = True) ->
         ) s"""
     sql = f"""
     closed AS MATERIALIZED (
-        SELECT x.requirement_id, x.loop_id, x.at AS closed_at, x.kind AS outcome{number}{columns}
+        SELECT x.requirement_id, r.workflow_id, x.loop_id, x.at AS closed_at, x.kind AS outcome{number}{columns}
         FROM {_t(StageEvent)} x
         JOIN {_t(Requirement)} r ON r.id = x.requirement_id
         {loops}
@@ -454,16 +455,16 @@ def _time_in_stage_direct(scope: Scope) -> dict[str, dict[str, Any]]:
     ),
     tis AS (SELECT loop_id, stage, SUM(us) AS us FROM visits WHERE kind <> 'create' GROUP BY loop_id, stage)
     SELECT stage, COUNT(*), SUM(us) / 1000000.0, AVG(us) / 1000000.0,
-           {", ".join(f"PERCENTILE_DISC({p / 100}) WITHIN GROUP (ORDER BY us) / 1000000.0" for p in PERCENTILES)}
+           PERCENTILE_DISC(ARRAY[{", ".join(str(p / 100) for p in PERCENTILES)}]) WITHIN GROUP (ORDER BY us)
     FROM tis GROUP BY stage"""
     return {
         stage: {
             "count": count,
             "total": _rounded(total),
             "mean": _rounded(mean),
-            **{f"p{p}": _rounded(value) for p, value in zip(PERCENTILES, pcts, strict=True)},
+            **{f"p{p}": _rounded(value / 1_000_000) for p, value in zip(PERCENTILES, pcts, strict=True)},
         }
-        for stage, count, total, mean, *pcts in _run(sql, params)
+        for stage, count, total, mean, pcts in _run(sql, params)
     }
 
 
@@ -866,8 +867,10 @@ def rework(scope: Scope) -> dict[str, Any]:
         UNION ALL
         SELECT 'loops', '', COUNT(*) FROM closed
         UNION ALL
-        SELECT 'reworked', '', COUNT(*) FROM closed c JOIN {_t(Requirement)} r ON r.id = c.requirement_id
-        WHERE EXISTS (SELECT 1 FROM {_t(StageEvent)} x WHERE x.loop_id = c.loop_id AND {backward("r.workflow_id")})"""
+        SELECT 'reworked', '', COUNT(*) FROM closed c
+        CROSS JOIN LATERAL (
+            SELECT 1 FROM {_t(StageEvent)} x WHERE x.loop_id = c.loop_id AND {backward("c.workflow_id")} LIMIT 1
+        ) w"""
         params += [*window, *where_params]
     else:
         # One statement, so the pipeline runs once: backward moves in the period per stage left, then the
