@@ -376,8 +376,12 @@ class StageEvent(models.Model):
             ),
             models.Index(fields=["requirement", "at"], name="event_close", condition=models.Q(kind="close")),
             # Analytics on PostgreSQL: the loops closed in a period, and its backward moves.
-            models.Index(fields=["at"], name="event_loop_end", condition=models.Q(kind__in=["iterate", "close"])),
-            models.Index(fields=["at"], name="event_backward", condition=models.Q(kind__in=["rework", "override"])),
+            models.Index(
+                fields=["at"], name="event_loop_end", condition=models.Q(kind__in=["iterate", "close"])
+            ),
+            models.Index(
+                fields=["at"], name="event_backward", condition=models.Q(kind__in=["rework", "override"])
+            ),
         ]
 
     def __str__(self) -> str:
