@@ -11,13 +11,14 @@ from zoneinfo import ZoneInfo
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Case, F, OuterRef, Q, Subquery, When
+from django.db.models import Case, F, OuterRef, Q, QuerySet, Subquery, When
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from notifications.models import Kind, SentMarker, WebhookEndpoint
 from notifications.services import Item, Words, mark_once, notify
+from opsteam.db import PreparedQuery
 from roles.models import Membership, Role, Team, role_flag
 from worktime.hours import CalendarDef, add_working_seconds
 from worktime.selectors import calendar_definition
@@ -110,6 +111,41 @@ def format_duration(seconds: float) -> str:
 # --------------------------------------------------------------------------- in the caller's transaction
 
 
+def _stage_people(
+    *, owner_roles: Sequence[str], team_id: int | None, assignee_id: int | None, actor_id: int | None
+) -> QuerySet[User]:
+    """The members of the team who hold one of `owner_roles`, and the assignee, but not the actor,
+    with their notification settings."""
+    owning = Q()
+    for role in owner_roles:
+        owning |= Q(**{role_flag(role): True})
+    # A subquery, not a join: the (team, user) index finds the owners, and nobody comes back twice.
+    owners = Membership.objects.filter(owning, team_id=team_id) if owning else Membership.objects.none()
+    condition = Q(pk__in=owners.values("user_id"))
+    if assignee_id:
+        condition |= Q(pk=assignee_id)
+    return User.objects.filter(condition).exclude(pk=actor_id).select_related("notification_settings")
+
+
+# One prepared query per shape: the stage's owner roles, and whether the requirement has an assignee.
+_STAGE_PEOPLE: dict[tuple[tuple[str, ...], bool], PreparedQuery] = {}
+_PLACEHOLDERS = {"team_id": 2_101_234_570, "assignee_id": 2_101_234_571, "actor_id": 2_101_234_572}
+
+
+def _stage_people_prepared(owner_roles: tuple[str, ...], assigned: bool) -> PreparedQuery:
+    prepared = _STAGE_PEOPLE.get((owner_roles, assigned))
+    if prepared is None:
+        # Only the values that reach the SQL: no owner roles, no team.
+        names = ["actor_id", *(["team_id"] if owner_roles else []), *(["assignee_id"] if assigned else [])]
+        prepared = _STAGE_PEOPLE[(owner_roles, assigned)] = PreparedQuery(
+            lambda team_id=None, assignee_id=None, actor_id=None: _stage_people(
+                owner_roles=owner_roles, team_id=team_id, assignee_id=assignee_id, actor_id=actor_id
+            ),
+            **{name: _PLACEHOLDERS[name] for name in names},
+        )
+    return prepared
+
+
 def notify_stage_entered(
     *,
     requirement: Requirement,
@@ -118,26 +154,29 @@ def notify_stage_entered(
     webhooks: Sequence[WebhookEndpoint] | None = None,
 ) -> None:
     """Your turn: the members who own the stage, and the assignee, learn that it waits on them. The
-    people are read with their notification settings in one query. `webhooks` are the team's active
-    webhooks when the caller knows them (an empty list when it has none); by default they are read."""
-    owning = Q()
-    for role in stage.owner_roles:
-        owning |= Q(**{role_flag(role): True})
-    # A subquery, not a join: the (team, user) index finds the owners, and nobody comes back twice.
-    owners = (
-        Membership.objects.filter(owning, team_id=requirement.team_id)
-        if owning
-        else Membership.objects.none()
-    )
-    condition = Q(pk__in=owners.values("user_id"))
-    if requirement.assignee_id:
-        condition |= Q(pk=requirement.assignee_id)
-    people = {
-        user.pk: user
-        for user in User.objects.filter(condition)
-        .exclude(pk=actor.pk)
-        .select_related("notification_settings")
-    }
+    people are read with their notification settings in one query (compiled once per shape). `webhooks`
+    are the team's active webhooks when the caller knows them (an empty list when it has none); by
+    default they are read."""
+    owner_roles = tuple(stage.owner_roles)
+    assigned = bool(requirement.assignee_id)
+    if type(actor.pk) is int and all(type(role) is str for role in owner_roles):
+        values = {
+            "actor_id": actor.pk,
+            "team_id": requirement.team_id,
+            "assignee_id": requirement.assignee_id,
+        }
+        prepared = _stage_people_prepared(owner_roles, assigned)
+        found: list[User] = prepared.run(**{name: values[name] for name in prepared.placeholders})
+    else:
+        found = list(
+            _stage_people(
+                owner_roles=owner_roles,
+                team_id=requirement.team_id,
+                assignee_id=requirement.assignee_id,
+                actor_id=actor.pk,
+            )
+        )
+    people = {user.pk: user for user in found}
     recipients = sorted(people)
     notify(
         [

@@ -9,8 +9,19 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    Count,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 
+from opsteam.db import PreparedQuery
 from opsteam.exceptions import NotFound
 from roles import permissions
 from roles.models import Membership, Team
@@ -119,31 +130,23 @@ def requirement_get_for_user(
     return Requirement.objects.select_related(*related).get(pk=pk)
 
 
-def requirement_lock_for_move(
-    *, user: UserLike, requirement_id: int | None = None, key: str | None = None
-) -> tuple[Requirement, frozenset[str]]:
-    """The requirement a transition moves, locked, with its team and workflow, the id of its current
-    loop (`current_loop_id`), the number of stages of its workflow version (`stage_count`), whether its team counts SLAs in working time (`calendar_on`) and has
-    active webhooks (`webhooks_on`), and the user's roles in the team: all in one query. NotFound when
-    absent or not visible to the user. The caller must be inside transaction.atomic().
+def _first(queryset: QuerySet[Any]) -> QuerySet[Any]:
+    """The queryset `.first()` iterates."""
+    return (queryset if queryset.ordered else queryset.order_by("pk"))[:1]
 
-    Only the requirement row is locked, found by its id or key alone: the joins are on team and
-    workflow, which never change, so PostgreSQL's re-check of a row changed while we waited for its
-    lock keeps the row. (A join on the stage, which a concurrent winner changes, or a team subquery in
-    the WHERE clause would drop it.) Visibility is checked on the locked row, through the roles read
-    with it."""
+
+# ------------------------------------------------------------------------------------ moving one
+
+
+def _requirement_for_move(*, user_id: int, lookup: str, value: object) -> QuerySet[Requirement]:
+    """The query `requirement_lock_for_move` runs (see there), for the member `user_id` (0: nobody)."""
     from notifications.models import WebhookEndpoint  # notifications never imports workflows
     from worktime.models import WorkCalendar
 
-    queryset = Requirement.objects.select_for_update(of=("self",))
-    if requirement_id is not None:
-        queryset = queryset.filter(pk=requirement_id)
-    elif key:
-        queryset = queryset.filter(key=key.upper())
-    else:
-        raise NotFound()
-    requirement = (
-        queryset.select_related("team", "workflow")
+    queryset = (
+        Requirement.objects.select_for_update(of=("self",))
+        .filter(**{lookup: value})
+        .select_related("team", "workflow")
         .annotate(
             current_loop_id=Subquery(
                 IterationLoop.objects.filter(requirement_id=OuterRef("pk"), number=OuterRef("loop_number"))
@@ -159,13 +162,60 @@ def requirement_lock_for_move(
             ),
             calendar_on=Exists(WorkCalendar.objects.filter(team_id=OuterRef("team_id"), enabled=True)),
             webhooks_on=Exists(WebhookEndpoint.objects.filter(team_id=OuterRef("team_id"), active=True)),
-            **role_annotations(user=user),
+            **role_annotations(user=User(pk=user_id)),
         )
         .order_by()
-        .first()
     )
-    if requirement is None:
+    return _first(queryset)
+
+
+# Placeholders no real id or key takes (in the range of the columns: Django compiles a value out of
+# range as "no row", not as a parameter).
+_USER_PLACEHOLDER = 2_101_234_567
+_REQUIREMENT_PLACEHOLDER = 2_101_234_568
+_KEY_PLACEHOLDER = "PLACEHOLDER-KEY-2101234567"
+_LOCK_BY_ID = PreparedQuery(
+    lambda user_id, value: _requirement_for_move(user_id=user_id, lookup="pk", value=value),
+    user_id=_USER_PLACEHOLDER,
+    value=_REQUIREMENT_PLACEHOLDER,
+)
+_LOCK_BY_KEY = PreparedQuery(
+    lambda user_id, value: _requirement_for_move(user_id=user_id, lookup="key", value=value),
+    user_id=_USER_PLACEHOLDER,
+    value=_KEY_PLACEHOLDER,
+)
+_BIGINT = range(-(2**63), 2**63)
+
+
+def requirement_lock_for_move(
+    *, user: UserLike, requirement_id: int | None = None, key: str | None = None
+) -> tuple[Requirement, frozenset[str]]:
+    """The requirement a transition moves, locked, with its team and workflow, the id of its current
+    loop (`current_loop_id`), the number of stages of its workflow version (`stage_count`), whether its team counts SLAs in working time (`calendar_on`) and has
+    active webhooks (`webhooks_on`), and the user's roles in the team: all in one query. NotFound when
+    absent or not visible to the user. The caller must be inside transaction.atomic().
+
+    Only the requirement row is locked, found by its id or key alone: the joins are on team and
+    workflow, which never change, so PostgreSQL's re-check of a row changed while we waited for its
+    lock keeps the row. (A join on the stage, which a concurrent winner changes, or a team subquery in
+    the WHERE clause would drop it.) Visibility is checked on the locked row, through the roles read
+    with it.
+
+    The query is compiled once per connection (`PreparedQuery`): it is the hot path's costliest."""
+    # As role_annotations: an anonymous user is nobody's member, and id 0 is no user.
+    user_id: int = user.pk if user.is_authenticated else 0
+    if requirement_id is not None:
+        if type(requirement_id) is int and requirement_id in _BIGINT:
+            found = _LOCK_BY_ID.run(user_id=user_id, value=requirement_id)
+        else:  # what Django makes of other values (a string of digits, an id out of range)
+            found = list(_requirement_for_move(user_id=user_id, lookup="pk", value=requirement_id))
+    elif key:
+        found = _LOCK_BY_KEY.run(user_id=user_id, value=key.upper())
+    else:
         raise NotFound()
+    if not found:
+        raise NotFound()
+    requirement = found[0]
     if requirement.current_loop_id is None:
         # The lock waited for a transaction that iterated the requirement. PostgreSQL hands back the
         # row as that transaction left it (the new loop number), but runs the subquery in the snapshot
@@ -181,16 +231,24 @@ def requirement_lock_for_move(
     return requirement, roles
 
 
-def workflow_stages_and_transitions(*, requirement: Requirement) -> tuple[list[Stage], list[Transition]]:
-    """The stages (in order) and transitions of the requirement's workflow version, in one query when
-    every stage is on some transition: the transitions with their stages. `stage_count` (from
-    `requirement_lock_for_move`) tells whether some stage was left out; then the stages are read too."""
+def _transitions_of(workflow_id: int) -> QuerySet[Transition]:
     # The default order within one workflow, without the joins to its team that the default brings.
-    transitions = list(
-        Transition.objects.filter(workflow_id=requirement.workflow_id)
+    return (
+        Transition.objects.filter(workflow_id=workflow_id)
         .select_related("from_stage", "to_stage")
         .order_by("from_stage__order", "kind")
     )
+
+
+_TRANSITIONS = PreparedQuery(_transitions_of, workflow_id=2_101_234_569)
+
+
+def workflow_stages_and_transitions(*, requirement: Requirement) -> tuple[list[Stage], list[Transition]]:
+    """The stages (in order) and transitions of the requirement's workflow version, in one query when
+    every stage is on some transition: the transitions with their stages. `stage_count` (from
+    `requirement_lock_for_move`) tells whether some stage was left out; then the stages are read too.
+    (Not cached across requests: the admin edits a version's stages and transitions in place.)"""
+    transitions: list[Transition] = _TRANSITIONS.run(workflow_id=requirement.workflow_id)
     stages: dict[int, Stage] = {}
     for transition in transitions:
         stages[transition.from_stage_id] = transition.from_stage
@@ -199,6 +257,34 @@ def workflow_stages_and_transitions(*, requirement: Requirement) -> tuple[list[S
     if len(stages) != requirement.stage_count:  # type: ignore[attr-defined]
         stages = {stage.pk: stage for stage in Stage.objects.filter(workflow_id=requirement.workflow_id)}
     return sorted(stages.values(), key=lambda stage: (stage.order, stage.pk)), transitions
+
+
+_LABELS = PreparedQuery(
+    lambda requirement_id: Label.objects.filter(requirements=requirement_id), requirement_id=2_101_234_573
+)
+_WATCHERS = PreparedQuery(
+    lambda requirement_id: User.objects.only("pk").filter(watched_requirements=requirement_id),
+    requirement_id=2_101_234_574,
+)
+
+
+def requirement_prefetch_labels_and_watchers(*, requirement: Requirement) -> None:
+    """Read the requirement's labels and watchers (their ids) into its prefetch cache, as
+    `prefetch_related_objects([requirement], "labels", Prefetch("watchers", User.objects.only("pk")))`
+    does: two queries, compiled once per connection."""
+    labels = _LABELS.run(requirement_id=requirement.pk)
+    watchers = _WATCHERS.run(requirement_id=requirement.pk)
+    cache: dict[str, QuerySet[Any]] = requirement.__dict__.setdefault("_prefetched_objects_cache", {})
+    if "labels" not in cache:
+        label_set = requirement.labels.get_queryset()
+        label_set._result_cache = labels
+        label_set._prefetch_done = True  # type: ignore[attr-defined]
+        cache["labels"] = label_set
+    if "watchers" not in cache:
+        watcher_set = requirement.watchers._apply_rel_filters(User.objects.only("pk"))  # type: ignore[attr-defined]
+        watcher_set._result_cache = watchers
+        watcher_set._prefetch_done = True
+        cache["watchers"] = watcher_set
 
 
 LOOP_GUARDS = frozenset({"conclusion", "verdict", "tracking_plan"})

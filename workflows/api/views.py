@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import authenticate
-from django.contrib.auth.models import User
-from django.db.models import Prefetch, QuerySet, prefetch_related_objects
+from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -313,9 +312,7 @@ class RequirementViewSet(
             outcome=data.validated_data["outcome"],
         )
         requirement = event.requirement
-        prefetch_related_objects(
-            [requirement], "labels", Prefetch("watchers", queryset=User.objects.only("pk"))
-        )
+        selectors.requirement_prefetch_labels_and_watchers(requirement=requirement)
         return Response(s.RequirementSerializer(requirement).data)
 
     @extend_schema(
