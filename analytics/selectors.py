@@ -211,10 +211,9 @@ def _events_cte(scope: Scope) -> tuple[str, list[Any]]:
 # same log, by index:
 # - a loop closed in the period is its iterate / close event in the period; its start is the latest
 #   create / iterate event of the requirement before that event (one index lookup, `event_loop_start`);
-# - a visit of a closed loop runs from one event of the loop to the next (a window within the loop's
-#   own events, the first starting at the loop's start);
-# - a visit ending in the period ends at one of the period's events, and began at the requirement's
-#   event just before it (one lookup on `event_requirement_at`);
+# - a visit of a closed loop is one of the loop's own events: it ends at the event's time and began at
+#   its `since`, the time of the requirement's event before it;
+# - a visit ending in the period ends at one of the period's events, and began at its `since`;
 # - the state at an instant is each requirement's latest event before it.
 # Under the log's invariants (each event leaves the stage the one before it entered, loops follow one
 # another) these give the pipeline's figures exactly; tests/analytics/test_direct.py checks that they do.
@@ -442,18 +441,19 @@ def time_in_stage(scope: Scope) -> dict[str, Any]:
 
 
 def _time_in_stage_direct(scope: Scope) -> dict[str, dict[str, Any]]:
-    """time_in_stage's figures per stage on PostgreSQL: the visits of each loop closed in the period are
-    its own events, each ending the visit its predecessor in the loop (or the loop's start) began. Summed
-    in whole microseconds, so the figures are exact."""
-    ctes, params = _closed_cte(scope, numbered=False)
-    spent = "ROUND(DATE_PART('epoch', e.at - COALESCE(LAG(e.at) OVER ("
-    spent += "PARTITION BY e.loop_id ORDER BY e.at, e.id), c.started_at)) * 1000000)::BIGINT"
+    """time_in_stage's figures per stage on PostgreSQL. Each event of a loop closed in the period ends a
+    visit that began at its `since` (the event before it), so a loop's time in a stage is the sum over its
+    events leaving that stage: per loop, one read of the covering index event_loop_stage, already in
+    stage order. Summed in whole microseconds, so the figures are exact."""
+    ctes, params = _closed_cte(scope, started=False, numbered=False)
+    spent = "ROUND(DATE_PART('epoch', e.at - e.since) * 1000000)::BIGINT"
     sql = f"""WITH {ctes},
-    visits AS (
-        SELECT c.loop_id, e.from_stage AS stage, e.kind, {spent} AS us
-        FROM closed c JOIN {_t(StageEvent)} e ON e.loop_id = c.loop_id
-    ),
-    tis AS (SELECT loop_id, stage, SUM(us) AS us FROM visits WHERE kind <> 'create' GROUP BY loop_id, stage)
+    tis AS (
+        SELECT v.stage, v.us FROM closed c CROSS JOIN LATERAL (
+            SELECT e.from_stage AS stage, SUM({spent}) AS us FROM {_t(StageEvent)} e
+            WHERE e.loop_id = c.loop_id AND e.kind <> 'create' GROUP BY e.from_stage
+        ) v
+    )
     SELECT stage, COUNT(*), SUM(us) / 1000000.0, AVG(us) / 1000000.0,
            PERCENTILE_DISC(ARRAY[{", ".join(str(p / 100) for p in PERCENTILES)}]) WITHIN GROUP (ORDER BY us)
     FROM tis GROUP BY stage"""
@@ -799,19 +799,14 @@ def sla(scope: Scope) -> dict[str, Any]:
             tally[stage][1] += int(hours is not None and seconds > hours * 3600)
         rows = [(stage, ended, breached) for stage, (ended, breached) in tally.items()]
     elif _direct(scope):
-        # Each event of the period ends the visit to the stage it leaves, begun at the requirement's
-        # event just before it.
+        # Each event of the period ends the visit to the stage it leaves, begun at its `since` (the
+        # requirement's event just before it).
         where, where_params = _scope_where(scope)
         sql = f"""SELECT y.from_stage, COUNT(*),
                SUM(CASE WHEN st.sla_hours IS NOT NULL
-                         AND y.at - b.at > st.sla_hours * INTERVAL '1 hour' THEN 1 ELSE 0 END)
+                         AND y.at - y.since > st.sla_hours * INTERVAL '1 hour' THEN 1 ELSE 0 END)
         FROM {_t(StageEvent)} y
         JOIN {_t(Requirement)} r ON r.id = y.requirement_id
-        CROSS JOIN LATERAL (
-            SELECT e.at FROM {_t(StageEvent)} e
-            WHERE e.requirement_id = y.requirement_id AND (e.at, e.id) < (y.at, y.id)
-            ORDER BY e.at DESC, e.id DESC LIMIT 1
-        ) b
         JOIN {_t(Stage)} st ON st.workflow_id = r.workflow_id AND st.slug = y.from_stage
         WHERE y.kind <> 'create' AND y.at >= {_ts("")} AND y.at < {_ts("")} AND {" AND ".join(where)}
         GROUP BY y.from_stage"""

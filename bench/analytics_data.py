@@ -184,9 +184,10 @@ def build_loops(
                     kind=event.kind,
                     actor=actors[MOVER[event.from_stage or "propose"]],
                     at=event.at,
+                    since=before.at if before else None,
                 )
                 for requirement, events in zip(requirements, histories, strict=True)
-                for event in events
+                for before, event in zip([None, *events], events, strict=False)
             )
             totals["closed"] += sum(1 for loop in new_loops if loop.closed_at is not None)
             totals["open"] += sum(1 for loop in new_loops if loop.closed_at is None)

@@ -373,12 +373,11 @@ class _Plan:
 
         events: list[StageEvent] = []
         for requirement, new in zip(requirements, self.new, strict=True):
-            events += [self.event_for(requirement.pk, planned, loop_ids) for planned in new.replay.events]
+            events += self.events_for(requirement.pk, new.replay.events, 0, loop_ids)
         for extension in self.extensions:
-            events += [
-                self.event_for(extension.requirement.pk, planned, loop_ids)
-                for planned in extension.replay.events[extension.known :]
-            ]
+            events += self.events_for(
+                extension.requirement.pk, extension.replay.events, extension.known, loop_ids
+            )
             self.update_state(extension)
         StageEvent.objects.bulk_create(events)
         self.written = (len(requirements), len(created_loops), len(events))
@@ -457,19 +456,29 @@ class _Plan:
             ]
         )
 
-    def event_for(
-        self, requirement_id: int, planned: rules.PlannedEvent, loop_ids: dict[Any, int]
-    ) -> StageEvent:
-        return StageEvent(
-            requirement_id=requirement_id,
-            loop_id=loop_ids[(requirement_id, planned.loop)],
-            from_stage=planned.from_stage,
-            to_stage=planned.to_stage,
-            kind=planned.kind,
-            actor=self.users.get(planned.actor),
-            at=planned.at,
-            note=planned.note,
-        )
+    def events_for(
+        self,
+        requirement_id: int,
+        replayed: Sequence[rules.PlannedEvent],
+        first: int,
+        loop_ids: dict[Any, int],
+    ) -> list[StageEvent]:
+        """The rows of a replayed log's events from index `first` on (the ones before are already
+        there); each one's visit began at the event before it in the log."""
+        return [
+            StageEvent(
+                requirement_id=requirement_id,
+                loop_id=loop_ids[(requirement_id, planned.loop)],
+                from_stage=planned.from_stage,
+                to_stage=planned.to_stage,
+                kind=planned.kind,
+                actor=self.users.get(planned.actor),
+                at=planned.at,
+                since=replayed[index - 1].at if index else None,
+                note=planned.note,
+            )
+            for index, planned in enumerate(replayed[first:], start=first)
+        ]
 
     def write_labels(self, requirements: Iterable[Requirement]) -> None:
         wanted = sorted({name for new in self.new for name in new.record.labels})

@@ -262,7 +262,7 @@ LOOP_FIELDS = (
     "analyzed_by_id",
     "analyzed_at",
 )
-EVENT_FIELDS = ("requirement_id", "loop_id", "from_stage", "to_stage", "kind", "actor_id", "at")
+EVENT_FIELDS = ("requirement_id", "loop_id", "from_stage", "to_stage", "kind", "actor_id", "at", "since")
 TRACKING_FIELDS = (
     "loop_id",
     "name",
@@ -680,7 +680,10 @@ class _TeamWriter:
             if kind == CREATE:
                 loops.append([next(ids), requirement_id, 1, at, None, ""])
             # An iterate belongs to the loop it closes; the next loop starts at it.
-            events.append((requirement_id, loops[-1][0], from_stage, to_stage, kind, users[role].pk, at))
+            since = events[-1][6] if events else None  # the visit this move ends began at the move before
+            events.append(
+                (requirement_id, loops[-1][0], from_stage, to_stage, kind, users[role].pk, at, since)
+            )
             if kind == ITERATE:
                 loops[-1][4:6] = [at, LoopOutcome.ITERATE.value]
                 loops.append([next(ids), requirement_id, number + 1, at, None, ""])
@@ -696,7 +699,7 @@ class _TeamWriter:
         if story.open_stage:
             # What the next forward move out of the current stage asks for is already there.
             number = story.loops
-            entered = events[-1][-1]
+            entered = events[-1][6]
             halfway = entered + dt.timedelta(seconds=(self.now - entered).total_seconds() // 2)
             if story.open_stage == "instrument":
                 verified[number] = halfway

@@ -341,8 +341,9 @@ class StageEvent(models.Model):
     requirement = models.ForeignKey(
         Requirement, on_delete=models.PROTECT, related_name="events", verbose_name=_("requirement")
     )
+    # Indexed by event_loop_stage below (it also covers the time-in-stage read).
     loop = models.ForeignKey(
-        IterationLoop, on_delete=models.PROTECT, related_name="events", verbose_name=_("loop")
+        IterationLoop, on_delete=models.PROTECT, related_name="events", verbose_name=_("loop"), db_index=False
     )
     from_stage = models.CharField(_("from"), max_length=32, blank=True)
     to_stage = models.CharField(_("to"), max_length=32, blank=True)
@@ -355,6 +356,10 @@ class StageEvent(models.Model):
         verbose_name=_("actor"),
     )
     at = models.DateTimeField(_("at"))
+    # When the stage this event leaves was entered: the time of the requirement's event before this one
+    # (empty for a creation). The visit the event ends is [since, at), readable from this one row; every
+    # writer of the log sets it, and the log checks in the tests hold it to the event before.
+    since = models.DateTimeField(_("in stage since"), null=True, blank=True)
     note = models.TextField(_("note"), blank=True)
     # What opened the requirement when no person did, e.g. "watch:12" for a metric watch.
     origin = models.CharField(_("origin"), max_length=64, blank=True)
@@ -367,6 +372,11 @@ class StageEvent(models.Model):
         ordering = ["at", "id"]
         indexes = [
             models.Index(fields=["requirement", "at", "id"], name="event_requirement_at"),
+            # A loop's events; on PostgreSQL it also carries what time in stage sums per loop and stage,
+            # so that read never visits the table.
+            models.Index(
+                fields=["loop", "from_stage"], include=["kind", "at", "since"], name="event_loop_stage"
+            ),
             models.Index(fields=["at"], name="event_at"),
             # Analytics: the latest loop start / close of each requirement before a period begins.
             models.Index(

@@ -519,6 +519,7 @@ def requirement_transition(
             kind=move.kind,
             actor=actor,
             at=at,
+            since=requirement.stage_entered_at,
             note=note,
         )
         if move.closes_loop:

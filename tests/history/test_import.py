@@ -33,6 +33,21 @@ GOOD = [
 ]
 
 
+def visits_chained(team: Team) -> bool:
+    """Each imported event's `since` is the time of its requirement's event before it (none for the
+    creation), as the services write it."""
+    log = list(
+        StageEvent.objects.filter(requirement__team=team)
+        .order_by("requirement_id", "at", "id")
+        .values_list("requirement_id", "at", "since")
+    )
+    assert log
+    return all(
+        since == (before[1] if before and before[0] == requirement_id else None)
+        for before, (requirement_id, _at, since) in zip([None, *log], log, strict=False)
+    )
+
+
 def csv_file(lines: list[str]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
@@ -408,6 +423,9 @@ def test_a_longer_history_of_an_imported_requirement_adds_only_the_later_events(
         at(9, 12),
     )
     assert loops_of(crew.team) == [(1, 1, at(2, 9), at(9, 12), "iterate"), (1, 2, at(9, 12), None, "")]
+    # The first added event's visit began at the last event that was already there.
+    assert StageEvent.objects.get(requirement=requirement, at=at(6, 18)).since == at(4, 18)
+    assert visits_chained(crew.team)
 
 
 def test_an_older_export_of_a_requirement_adds_nothing(crew: Crew) -> None:
@@ -558,3 +576,7 @@ def test_state_after_import_matches_what_the_services_would_have_made(crew: Crew
     import_csv(empty_team, GOOD[:4])
     assert state_of(empty_team) == state_of(crew.team)
     assert loops_of(empty_team) == loops_of(crew.team)
+    assert visits_chained(empty_team) and visits_chained(crew.team)
+    imported = StageEvent.objects.filter(requirement__team=empty_team).order_by("at", "id")
+    made = StageEvent.objects.filter(requirement__team=crew.team).order_by("at", "id")
+    assert list(imported.values_list("since", flat=True)) == list(made.values_list("since", flat=True))

@@ -140,9 +140,11 @@ class TestDataSet:
             assert log[0].kind == "create"
             assert log[0].from_stage == ""
             assert log[0].at == requirement.created_at
+            assert log[0].since is None
             for before, after in itertools.pairwise(log):
                 assert after.at > before.at
                 assert after.from_stage == before.to_stage
+                assert after.since == before.at
             last = log[-1]
             assert requirement.loop_number == requirement.loops.count()
             assert last.at < NOW

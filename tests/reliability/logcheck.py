@@ -4,6 +4,7 @@ database: the hammer and the engine state machine both check it after they have 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 from workflows.models import IterationLoop, Requirement, StageEvent
 
@@ -14,7 +15,8 @@ def log_problems(requirement_id: int) -> list[str]:
     Replays the log from its creation: each event leaves the stage the one before reached, belongs to
     the loop the iterates before it opened, and nothing follows a close; the events' ids (commit order
     under the row lock) follow their times. The requirement's stage, loop, entry time, close and SLA
-    deadlines, and each loop's start, close and outcome, must be what the replay ends with."""
+    deadlines, and each loop's start, close and outcome, must be what the replay ends with; each
+    event's `since` is the time of the event before it."""
     requirement = Requirement.objects.select_related("stage").get(pk=requirement_id)
     events = list(
         StageEvent.objects.filter(requirement_id=requirement_id).select_related("loop").order_by("at", "id")
@@ -26,7 +28,13 @@ def log_problems(requirement_id: int) -> list[str]:
         return [*problems, "the log does not start with a creation in loop 1"]
     stage, loop, closed = events[0].to_stage, 1, None
     loop_starts, loop_ends = [events[0].at], []
-    for event in events[1:]:
+    if events[0].since is not None:
+        problems.append(f"the creation {events[0].pk} has a `since`")
+    for before, event in itertools.pairwise(events):
+        if event.since != before.at:
+            problems.append(
+                f"event {event.pk} says its visit began at {event.since}, the event before is at {before.at}"
+            )
         if closed is not None:
             problems.append(f"event {event.pk} follows the close")
         if event.from_stage != stage:
