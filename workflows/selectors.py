@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
+from django.db import connection
 from django.db.models import (
     Count,
     Exists,
@@ -740,3 +741,27 @@ def requirement_page(*, user: UserLike, key: str) -> dict[str, Any]:
         "events": events,
         "comments": comments,
     }
+
+
+# SQL on x(since, expected): the two differ, NULL counting as a value (portable IS DISTINCT FROM).
+SINCE_DISAGREES = """CASE WHEN x.since IS NULL AND x.expected IS NULL THEN 0
+    WHEN x.since IS NULL OR x.expected IS NULL THEN 1 WHEN x.since = x.expected THEN 0 ELSE 1 END = 1"""
+
+
+def event_since_expected_sql() -> str:
+    """SQL: each stage event's id, its `since` and the time of its requirement's event before it (log
+    order: time, then id; NULL for the first), the pairs that must agree."""
+    table = connection.ops.quote_name(StageEvent._meta.db_table)
+    return f"""SELECT id, since, LAG(at) OVER (PARTITION BY requirement_id ORDER BY at, id) AS expected
+        FROM {table}"""  # noqa: S608 — a table name, no input
+
+
+def event_since_mismatches() -> int:
+    """How many stage events carry a `since` other than the time of the event before them: zero
+    whenever the log was written by opsteam's own writers (the services, the history import,
+    generate_load), which all set it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM ({event_since_expected_sql()}) x WHERE {SINCE_DISAGREES}"  # noqa: S608
+        )
+        return int(cursor.fetchone()[0])

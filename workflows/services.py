@@ -819,3 +819,21 @@ def _check_comment_body(body: str) -> None:
         raise InvalidInput({"body": [_("Write something.")]})
     if len(body) > COMMENT_LIMIT:
         raise InvalidInput({"body": [_("At most %(n)d characters.") % {"n": COMMENT_LIMIT}]})
+
+
+def event_since_repair() -> int:
+    """Set each stage event's `since` to the time of its requirement's event before it where it says
+    otherwise (a log written by other means than opsteam's writers, e.g. rows copied in by hand). `since`
+    is part of the log row: the only change ever made to a written event, and only back to what the log's
+    own times say. Returns how many events were corrected."""
+    from django.db import connection
+
+    from .selectors import SINCE_DISAGREES, event_since_expected_sql
+
+    table = connection.ops.quote_name(StageEvent._meta.db_table)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {table} SET since = x.expected FROM ({event_since_expected_sql()}) x
+            WHERE x.id = {table}.id AND {SINCE_DISAGREES}"""  # noqa: S608 — table names, no input
+        )
+        return max(cursor.rowcount, 0)

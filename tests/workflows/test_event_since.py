@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import io
 
+import pytest
 from django.apps import apps
+from django.core.management import CommandError, call_command
 from django.db import connection
 
 from tests.conftest import Crew
@@ -85,3 +88,21 @@ def test_the_migration_backfill_gives_what_the_services_write(crew: Crew) -> Non
     fill_since = importlib.import_module("workflows.migrations.0008_event_since").fill_since
     fill_since(apps, _Editor())
     assert dict(StageEvent.objects.values_list("pk", "since")) == written
+
+
+def test_the_log_check_finds_and_repairs_a_since_that_disagrees(crew: Crew) -> None:
+    log = walk(crew)
+    written = {e.pk: e.since for e in log}
+    call_command("check_event_log")  # all agree: no error
+    table = StageEvent._meta.db_table
+    with connection.cursor() as cursor:  # three rows written by other means than the services
+        cursor.execute(f"UPDATE {table} SET since = NULL WHERE id = %s", [log[2].pk])  # noqa: S608
+        cursor.execute(f"UPDATE {table} SET since = %s WHERE id = %s", [T0, log[0].pk])  # noqa: S608
+        cursor.execute(f"UPDATE {table} SET since = %s WHERE id = %s", [T0, log[4].pk])  # noqa: S608
+    with pytest.raises(CommandError, match="3 stage events"):
+        call_command("check_event_log")
+    out = io.StringIO()
+    call_command("check_event_log", "--repair", stdout=out)
+    assert "Corrected the since of 3 stage events." in out.getvalue()
+    assert dict(StageEvent.objects.values_list("pk", "since")) == written
+    call_command("check_event_log")
