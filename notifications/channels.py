@@ -7,6 +7,7 @@ import urllib.request
 from collections.abc import Sequence
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
@@ -31,8 +32,13 @@ def send(delivery: Delivery, notifications: Sequence[Notification]) -> None:
         _post_webhook(delivery, notifications)
 
 
-def _language(user_id: int) -> str:
-    chosen = NotificationSettings.objects.filter(user_id=user_id).values_list("language", flat=True).first()
+def _language(recipient: User) -> str:
+    """The language the person chose for notifications, else the site's. The settings are read with
+    the delivery (select_related) when the caller did so, else here."""
+    try:
+        chosen = recipient.notification_settings.language
+    except NotificationSettings.DoesNotExist:
+        chosen = ""
     return chosen or settings.LANGUAGE_CODE
 
 
@@ -40,7 +46,7 @@ def _send_email(delivery: Delivery, notifications: Sequence[Notification]) -> No
     recipient = delivery.recipient
     if recipient is None or not recipient.email:
         raise ValueError("the recipient has no email address")
-    with translation.override(_language(recipient.pk)):
+    with translation.override(_language(recipient)):
         context = {
             "recipient": recipient,
             "team": delivery.team,

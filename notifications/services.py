@@ -225,8 +225,9 @@ def delivery_send(*, delivery_id: int, now: dt.datetime | None = None) -> str:
     with transaction.atomic():
         delivery = (
             # of=self: PostgreSQL cannot lock the nullable side of the outer joins to recipient/webhook.
+            # The recipient comes with their settings (the language the email is written in).
             Delivery.objects.select_for_update(of=("self",))
-            .select_related("recipient", "webhook", "team")
+            .select_related("recipient__notification_settings", "webhook", "team")
             .filter(pk=delivery_id)
             .first()
         )
@@ -235,9 +236,10 @@ def delivery_send(*, delivery_id: int, now: dt.datetime | None = None) -> str:
         now = now or timezone.now()
         if delivery.not_before > now:
             return "waiting"
-        notifications = list(
-            delivery.notifications.select_related("requirement").order_by("created_at", "id")
-        )
+        carried = delivery.notifications.order_by("created_at", "id")
+        if delivery.channel == Channel.WEBHOOK:
+            carried = carried.select_related("requirement")  # a chat line names the requirement's key
+        notifications = list(carried)
         delivery.attempts += 1
         try:
             send(delivery, notifications)

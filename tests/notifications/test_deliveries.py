@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from notifications import services as notification_services
 from notifications import tasks as notification_tasks
@@ -79,6 +81,34 @@ def test_email_has_a_plain_text_and_an_html_part(crew: Crew, mailoutbox: list[An
     assert '<a href="http://127.0.0.1:8000/requirements/GROW-1/">GROW-1 First-order red packet' in html
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.sent_at) == (Delivery.Status.SENT, 1, OVERDUE_AT)
+
+
+def test_an_email_is_sent_in_three_queries_in_the_language_the_person_chose(
+    crew: Crew, mailoutbox: list[Any]
+) -> None:
+    notification_services.settings_update(
+        user=crew.pm,
+        email_kinds=list(Kind.values),
+        quiet_start=None,
+        quiet_end=None,
+        time_zone="Asia/Shanghai",
+        language="zh-hans",
+    )
+    in_design(crew, at=T)
+    sla_sweep_at(OVERDUE_AT)
+    delivery = Delivery.objects.get(channel=Channel.EMAIL)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert send_at(OVERDUE_AT, delivery) == "sent"
+
+    # The delivery locked with its recipient, their settings and the team; its notifications; the update
+    # (the test's own transaction makes the service's a savepoint).
+    statements = [q["sql"].split()[0] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert statements == ["SELECT", "SELECT", "UPDATE"]
+
+    [message] = mailoutbox
+    assert "你的全部通知：" in message.body
+    assert "All your notifications" not in message.body
 
 
 def test_email_html_shows_titles_as_text(crew: Crew, mailoutbox: list[Any]) -> None:
