@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -49,6 +49,8 @@ from .models import (
     Workflow,
 )
 from .selectors import (
+    SINCE_DISAGREES,
+    event_since_expected_sql,
     requirement_current_loop,
     requirement_get_for_user,
     requirement_guard_fields_for_move,
@@ -826,10 +828,6 @@ def event_since_repair() -> int:
     otherwise (a log written by other means than opsteam's writers, e.g. rows copied in by hand). `since`
     is part of the log row: the only change ever made to a written event, and only back to what the log's
     own times say. Returns how many events were corrected."""
-    from django.db import connection
-
-    from .selectors import SINCE_DISAGREES, event_since_expected_sql
-
     table = connection.ops.quote_name(StageEvent._meta.db_table)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
