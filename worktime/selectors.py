@@ -7,17 +7,28 @@ from .models import CalendarDay, WorkCalendar
 
 
 def calendar_definition(*, team: Team) -> CalendarDef | None:
-    """The team's working-hours calendar, or None when SLAs count calendar time (two queries)."""
-    calendar = WorkCalendar.objects.filter(team_id=team.pk, enabled=True).first()
-    if calendar is None:
+    """The team's working-hours calendar, or None when SLAs count calendar time. One query: the
+    enabled calendar joined to the team's dated exceptions (a row per exception, or one row without)."""
+    rows = list(
+        WorkCalendar.objects.filter(team_id=team.pk, enabled=True)
+        .order_by()
+        .values_list(
+            "work_days",
+            "start_time",
+            "end_time",
+            "team__calendar_days__date",
+            "team__calendar_days__is_workday",
+        )
+    )
+    if not rows:
         return None
-    exceptions = dict(CalendarDay.objects.filter(team_id=team.pk).values_list("date", "is_workday"))
+    work_days, start, end, _date, _worked = rows[0]
     return CalendarDef(
         time_zone=team.time_zone,
-        work_days=frozenset(calendar.work_days),
-        start=calendar.start_time,
-        end=calendar.end_time,
-        exceptions=exceptions,
+        work_days=frozenset(work_days),
+        start=start,
+        end=end,
+        exceptions={date: worked for *_week, date, worked in rows if date is not None},
     )
 
 

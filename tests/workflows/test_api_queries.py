@@ -6,9 +6,13 @@ session cookie) and pins the whole request of the hot paths."""
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import replace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -17,6 +21,9 @@ from tests.conftest import Crew
 from tests.factories import READY_FIELDS, add_member, make_team
 from workflows import services
 from workflows.models import Requirement
+from workflows.reminders import sla_deadlines
+from worktime import services as calendar_services
+from worktime.hours import CalendarDef
 
 pytestmark = pytest.mark.django_db
 
@@ -184,6 +191,46 @@ def test_transition_queries_do_not_grow(
     pile_on(crew, focus, MANY - FEW)
     with django_assert_num_queries(TRANSITION):
         assert api.post(f"/api/requirements/{focus.pk}/transition/", move, format="json").status_code == 200
+
+
+def test_a_team_counting_working_hours_pays_one_query_more_for_its_calendar(
+    crew: Crew, focus: Requirement, django_assert_num_queries: Any
+) -> None:
+    week = dict(work_days=[0, 1, 2, 3, 4], start_time=dt.time(9, 0), end_time=dt.time(18, 0))
+    calendar_services.calendar_update(team=crew.team, actor=None, enabled=True, **week)
+    today = timezone.now().astimezone(ZoneInfo(crew.team.time_zone)).date()
+    holidays = [today + dt.timedelta(days=n) for n in range(1, 4)]
+    for day in holidays:
+        calendar_services.calendar_day_set(team=crew.team, actor=None, date=day, is_workday=False, name="假")
+    api = APIClient()
+    api.force_authenticate(crew.ops)
+
+    # The calendar with its dated exceptions: one query.
+    with django_assert_num_queries(TRANSITION + 1):
+        answer = api.post(
+            f"/api/requirements/{focus.pk}/transition/", {"from": "propose", "to": "design"}, format="json"
+        )
+
+    assert answer.status_code == 200
+    focus.refresh_from_db()
+    by_hand = CalendarDef(
+        time_zone=crew.team.time_zone,
+        work_days=frozenset(week["work_days"]),
+        start=week["start_time"],
+        end=week["end_time"],
+        exceptions={day: False for day in holidays},
+    )
+    due, escalate = sla_deadlines(
+        team=crew.team, stage=focus.stage, entered_at=focus.stage_entered_at, calendar=by_hand
+    )
+    without_holidays = sla_deadlines(
+        team=crew.team,
+        stage=focus.stage,
+        entered_at=focus.stage_entered_at,
+        calendar=replace(by_hand, exceptions={}),
+    )
+    assert (focus.sla_due_at, focus.sla_escalate_at) == (due, escalate)
+    assert due != without_holidays[0]  # the holidays were read
 
 
 def test_transition_by_key_answers_the_requirement_as_it_is_after_the_move(
