@@ -260,21 +260,33 @@ def workflow_stages_and_transitions(*, requirement: Requirement) -> tuple[list[S
     return sorted(stages.values(), key=lambda stage: (stage.order, stage.pk)), transitions
 
 
-_LABELS = PreparedQuery(
-    lambda requirement_id: Label.objects.filter(requirements=requirement_id), requirement_id=2_101_234_573
-)
-_WATCHERS = PreparedQuery(
-    lambda requirement_id: User.objects.only("pk").filter(watched_requirements=requirement_id),
-    requirement_id=2_101_234_574,
-)
+def _labels_and_watchers_sql() -> str:
+    """One statement for both: the labels (kind 0, in Label's order, by name) and the watchers' ids
+    (kind 1) of the requirement given twice."""
+    quote = connection.ops.quote_name
+    labels = Requirement.labels.through._meta
+    watchers = Requirement.watchers.through._meta
+    link, watch = quote(labels.db_table), quote(watchers.db_table)
+    return f"""
+        SELECT 0, l.{quote("id")}, l.{quote("team_id")}, l.{quote("name")}
+        FROM {quote(Label._meta.db_table)} l JOIN {link} t ON t.{quote("label_id")} = l.{quote("id")}
+        WHERE t.{quote("requirement_id")} = %s
+        UNION ALL
+        SELECT 1, w.{quote("user_id")}, NULL, NULL FROM {watch} w WHERE w.{quote("requirement_id")} = %s
+        ORDER BY 1, 4, 2"""  # noqa: S608 (table and column names, no input)
 
 
 def requirement_prefetch_labels_and_watchers(*, requirement: Requirement) -> None:
     """Read the requirement's labels and watchers (their ids) into its prefetch cache, as
     `prefetch_related_objects([requirement], "labels", Prefetch("watchers", User.objects.only("pk")))`
-    does: two queries, compiled once per connection."""
-    labels = _LABELS.run(requirement_id=requirement.pk)
-    watchers = _WATCHERS.run(requirement_id=requirement.pk)
+    does, in one query instead of two: the instances are made as the ORM makes them (`from_db`, the
+    watchers with every field but the id deferred)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_labels_and_watchers_sql(), [requirement.pk, requirement.pk])
+        rows = cursor.fetchall()
+    alias = connection.alias
+    labels = [Label.from_db(alias, ["id", "team_id", "name"], row[1:]) for row in rows if row[0] == 0]
+    watchers = [User.from_db(alias, ["id"], [row[1]]) for row in rows if row[0] == 1]
     cache: dict[str, QuerySet[Any]] = requirement.__dict__.setdefault("_prefetched_objects_cache", {})
     if "labels" not in cache:
         label_set = requirement.labels.get_queryset()
