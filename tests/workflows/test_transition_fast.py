@@ -17,7 +17,7 @@ from opsteam.exceptions import NotFound
 from tests.conftest import Crew
 from tests.factories import READY_FIELDS
 from workflows import reminders, selectors, services
-from workflows.models import Requirement, Stage
+from workflows.models import Label, Requirement, Stage
 
 pytestmark = pytest.mark.django_db
 
@@ -138,6 +138,16 @@ def test_the_people_told_of_a_stage_are_those_the_orm_reads(
     for user in found:
         assert state(user) == state(by_pk[user.pk])
         assert hasattr(user, "notification_settings") == hasattr(by_pk[user.pk], "notification_settings")
+
+
+def test_the_labels_read_names_every_column_of_a_label() -> None:
+    # requirement_prefetch_labels_and_watchers selects these columns by name and makes labels of them
+    # without converters: a new field (or one a backend converts) must be added there first.
+    assert [(f.attname, f.get_internal_type()) for f in Label._meta.concrete_fields] == [
+        ("id", "BigAutoField"),
+        ("team_id", "ForeignKey"),
+        ("name", "CharField"),
+    ]
 
 
 def test_labels_and_watchers_are_prefetched_as_the_orm_does(crew: Crew, focus: Requirement) -> None:
