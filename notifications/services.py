@@ -1,11 +1,15 @@
 """Notifications: written in the caller's transaction (the database is the source of truth), sent on
-external channels by one Celery task per delivery after commit. A lost task is repaired by the
-delivery sweep; a delivery that was sent is never sent again."""
+external channels by a Celery dispatch that a commit asks for and that sends every due delivery (a
+process asks at most once per DISPATCH_DELAY, so the worker sends in bursts rather than once per
+move). A failed send is retried by one task per delivery; a lost task is repaired by the delivery
+sweep; a delivery that was sent is never sent again."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +35,13 @@ MAX_ATTEMPTS = 6
 RETRY_BACKOFF = 30
 RETRY_BACKOFF_MAX = 3600
 DEFAULT_EMAIL_KINDS = frozenset(Kind.values)
+# A commit that made deliveries due asks for a dispatch DISPATCH_DELAY seconds later, unless a
+# dispatch this process asked for runs after it anyway (with DISPATCH_MARGIN to spare). An email or
+# chat post therefore leaves about a second after the move; the in-app notification is there at once.
+DISPATCH_DELAY = 1.0
+DISPATCH_MARGIN = 0.2
+# One dispatch sends at most this many deliveries, then asks for another.
+DISPATCH_LIMIT = 500
 
 
 class Words(str):
@@ -165,8 +176,8 @@ def notify(
         for delivery, group in zip(created, groups, strict=True)
         for notification in group
     )
-    ids = [delivery.pk for delivery in created if delivery.not_before <= now]
-    transaction.on_commit(lambda: enqueue_deliveries(ids))
+    if any(delivery.not_before <= now for delivery in created):
+        transaction.on_commit(dispatch_soon)
     return [delivery.pk for delivery in created]
 
 
@@ -206,6 +217,52 @@ def enqueue_deliveries(delivery_ids: Iterable[int]) -> None:
             return
 
 
+class _Dispatch:
+    """When the dispatch this process last asked for will run (time.monotonic()), 0 when none."""
+
+    due = 0.0
+    lock = threading.Lock()
+
+
+def dispatch_soon() -> None:
+    """Have a worker send every due delivery about DISPATCH_DELAY seconds from now. Asks the broker
+    only when no dispatch this process asked for is still to run after this moment: that one sees
+    this commit. With eager tasks (tests) the dispatch runs at once, every time. When the broker is
+    down nothing is lost: the deliveries stay pending and the delivery sweep queues them."""
+    from .tasks import dispatch
+
+    eager = bool(dispatch.app.conf.task_always_eager)
+    with _Dispatch.lock:
+        now = time.monotonic()
+        if not eager and now < _Dispatch.due - DISPATCH_MARGIN:
+            return
+        try:
+            dispatch.apply_async(countdown=None if eager else DISPATCH_DELAY)
+        except Exception:  # the broker being unreachable must never fail the caller's request
+            logger.warning("broker unreachable; deliveries wait for the next sweep", exc_info=True)
+            return
+        _Dispatch.due = now + DISPATCH_DELAY
+
+
+def deliveries_dispatch(*, limit: int = DISPATCH_LIMIT) -> tuple[int, bool]:
+    """Send the due deliveries, oldest first, at most `limit`; returns (sent, whether more may wait).
+    A delivery another task is sending is skipped; one whose send fails is handed to its own retrying
+    task, which waits out the back-off its not_before holds."""
+    from .tasks import deliver
+
+    due = deliveries_due(limit=limit)
+    sent = 0
+    for delivery_id in due:
+        try:
+            sent += delivery_send(delivery_id=delivery_id, wait=False) == "sent"
+        except DeliveryFailed as exc:
+            try:
+                deliver.apply_async(kwargs={"delivery_id": delivery_id}, countdown=exc.retry_in)
+            except Exception:  # the sweep queues it once its back-off has passed
+                logger.warning("broker unreachable; delivery %s waits for the sweep", delivery_id)
+    return sent, len(due) == limit
+
+
 def deliveries_due(*, now: dt.datetime | None = None, limit: int = 500) -> list[int]:
     """Pending deliveries whose time has come (one indexed query)."""
     now = now or timezone.now()
@@ -216,9 +273,10 @@ def deliveries_due(*, now: dt.datetime | None = None, limit: int = 500) -> list[
     )
 
 
-def delivery_send(*, delivery_id: int, now: dt.datetime | None = None) -> str:
+def delivery_send(*, delivery_id: int, now: dt.datetime | None = None, wait: bool = True) -> str:
     """Send one delivery, at most once. Holds the delivery's row lock while sending, so a task that
-    runs twice finds it sent. Raises DeliveryFailed while retries remain (and pushes not_before back by
+    runs twice finds it sent. With `wait` false a delivery another task holds is skipped rather than
+    waited for. Raises DeliveryFailed while retries remain (and pushes not_before back by
     the back-off); marks it failed after MAX_ATTEMPTS."""
     from .channels import send
 
@@ -226,7 +284,7 @@ def delivery_send(*, delivery_id: int, now: dt.datetime | None = None) -> str:
         delivery = (
             # of=self: PostgreSQL cannot lock the nullable side of the outer joins to recipient/webhook.
             # The recipient comes with their settings (the language the email is written in).
-            Delivery.objects.select_for_update(of=("self",))
+            Delivery.objects.select_for_update(of=("self",), skip_locked=not wait)
             .select_related("recipient__notification_settings", "webhook", "team")
             .filter(pk=delivery_id)
             .first()

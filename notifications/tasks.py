@@ -23,6 +23,16 @@ def deliver(self: Task, *, delivery_id: int) -> str:
         raise self.retry(exc=exc, countdown=exc.retry_in) from exc
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def dispatch() -> int:
+    """Send the due deliveries (services.dispatch_soon asks for this after a commit). A dispatch
+    killed mid-send runs again; what it had sent stays sent."""
+    sent, more = services.deliveries_dispatch()
+    if more:
+        services.dispatch_soon()
+    return sent
+
+
 @shared_task(acks_late=True)
 def deliveries_sweep() -> int:
     """Queue every pending delivery whose time has come: the ones held for quiet hours or waiting out
