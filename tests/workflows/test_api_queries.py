@@ -172,10 +172,11 @@ def test_available_transitions_queries_do_not_grow(
 # In the service, inside a savepoint (2): the requirement locked and read with its team, workflow,
 # current loop, the actor's roles and whether the team has a working-hours calendar on or webhooks (1);
 # the transitions with their stages (1); the event and the update (2); then the next stage's owners
-# are told: the people with their settings, notifications, deliveries and their links (4, however
-# many owners: `pile_on` adds some; no webhook query, as the team has none). The answer is the locked
-# requirement as it is after the move, with its labels and watchers (1).
-TRANSITION = 11
+# are told: the people with their settings (1), then the notifications, the deliveries and their links
+# (NOTIFY_WRITES), however many owners: `pile_on` adds some; no webhook query, as the team has none.
+# The answer is the locked requirement as it is after the move, with its labels and watchers (1).
+NOTIFY_WRITES = 1 if connection.vendor == "postgresql" else 3  # PostgreSQL: one statement for the three
+TRANSITION = 8 + NOTIFY_WRITES
 
 
 def test_transition_queries_do_not_grow(
@@ -427,12 +428,13 @@ def test_transition_with_a_token_costs_the_same_for_few_or_many(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_team_with_a_calendar_and_a_chat_webhook_moves_in_twelve_queries_with_a_token(
+def test_a_team_with_a_calendar_and_a_chat_webhook_moves_in_ten_queries_with_a_token(
     crew: Crew, focus: Requirement
 ) -> None:
     """As the benchmark counts a request on PostgreSQL (a real transaction, whose BEGIN and COMMIT are
-    not statements there, as they are on SQLite): the issue's ceiling of 12 holds for a team that counts
-    working hours and posts to chat, the two reads the bench team skips."""
+    not statements there, as they are on SQLite): within the issue's ceiling of 12 for a team that
+    counts working hours and posts to chat, the two reads the bench team skips. On SQLite the
+    notifications, deliveries and links are three statements instead of one."""
     calendar_services.calendar_update(
         team=crew.team,
         actor=None,
@@ -460,7 +462,7 @@ def test_a_team_with_a_calendar_and_a_chat_webhook_moves_in_twelve_queries_with_
     statements = [
         q["sql"] for q in queries.captured_queries if q["sql"].split()[0] not in ("BEGIN", "COMMIT")
     ]
-    assert len(statements) == 12
+    assert len(statements) == 9 + NOTIFY_WRITES
     reads = [sql.split(",")[0] for sql in statements]
     assert reads.count('SELECT "worktime_workcalendar"."work_days" AS "work_days"') == 1
     assert reads.count('SELECT "notifications_webhookendpoint"."id"') == 1
