@@ -7,6 +7,14 @@ import pytest
 
 from roles.models import Team
 from tests.factories import UserFactory, add_member, make_team
+from workflows import selectors as workflow_selectors
+
+
+@pytest.fixture(autouse=True)
+def _no_workflow_kept_from_another_test() -> None:
+    """Each test starts with the per-process cache of workflow versions empty (query counts then
+    depend on the test alone: a move's first read of its workflow version is a query)."""
+    workflow_selectors._WORKFLOWS.clear()
 
 
 @dataclass

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import secrets
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -84,6 +87,10 @@ class TrackingStatus(models.TextChoices):
     VERIFIED = "verified", _("Verified")
 
 
+def new_revision() -> int:
+    return secrets.randbits(62)
+
+
 class Workflow(models.Model):
     """One version of a team's workflow. Versions are never edited once requirements use them:
     a change makes a new version, and a requirement keeps the version it started with."""
@@ -101,6 +108,11 @@ class Workflow(models.Model):
         related_name="+",
         verbose_name=_("created by"),
     )
+    # A new random value whenever one of its stages or transitions is saved or deleted (the admin edits
+    # them in place): a move keeps the version's stages and transitions per process under this value
+    # (workflows.selectors.workflow_stages_and_transitions). Random, not counted, so that a workflow
+    # id used again after a rolled-back transaction never meets the old one's cache entry.
+    revision = models.BigIntegerField(_("revision"), default=new_revision, editable=False)
 
     class Meta:
         verbose_name = _("workflow")
@@ -138,6 +150,11 @@ class Stage(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+def workflow_revise(workflow_id: int) -> None:
+    """Give the workflow a new revision: its stages or transitions changed in place."""
+    Workflow.objects.filter(pk=workflow_id).update(revision=new_revision())
 
 
 class Transition(models.Model):
@@ -482,3 +499,12 @@ class StageReminder(models.Model):
 
     def __str__(self) -> str:
         return f"visit {self.visit_id} level {self.level}"
+
+
+def _revise(sender: Any, instance: Stage | Transition, **kwargs: Any) -> None:
+    workflow_revise(instance.workflow_id)
+
+
+for _model in (Stage, Transition):
+    models.signals.post_save.connect(_revise, sender=_model, dispatch_uid=f"revise-{_model.__name__}")
+    models.signals.post_delete.connect(_revise, sender=_model, dispatch_uid=f"revise-{_model.__name__}-del")

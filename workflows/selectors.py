@@ -244,11 +244,32 @@ def _transitions_of(workflow_id: int) -> QuerySet[Transition]:
 _TRANSITIONS = PreparedQuery(_transitions_of, workflow_id=2_101_234_569)
 
 
+# (database alias, workflow id, revision) → its stages and transitions, per process.
+_WORKFLOWS: dict[tuple[str, int, int], tuple[list[Stage], list[Transition]]] = {}
+_WORKFLOWS_KEPT = 256
+
+
 def workflow_stages_and_transitions(*, requirement: Requirement) -> tuple[list[Stage], list[Transition]]:
-    """The stages (in order) and transitions of the requirement's workflow version, in one query when
-    every stage is on some transition: the transitions with their stages. `stage_count` (from
-    `requirement_lock_for_move`) tells whether some stage was left out; then the stages are read too.
-    (Not cached across requests: the admin edits a version's stages and transitions in place.)"""
+    """The stages (in order) and transitions of the requirement's workflow version (as
+    `requirement_lock_for_move` reads it, with its revision), kept per process under the version's
+    revision, which changes whenever a stage or transition is saved or deleted: the admin edits them in
+    place. The objects are shared by the moves of the process: read them, never change them.
+
+    Read in one query when every stage is on some transition: the transitions with their stages.
+    `stage_count` (from `requirement_lock_for_move`) tells whether some stage was left out; then the
+    stages are read too."""
+    key = (requirement._state.db or "default", requirement.workflow_id, requirement.workflow.revision)
+    kept = _WORKFLOWS.get(key)
+    if kept is not None:
+        return kept
+    found = _read_stages_and_transitions(requirement)
+    if len(_WORKFLOWS) >= _WORKFLOWS_KEPT:
+        _WORKFLOWS.clear()
+    _WORKFLOWS[key] = found
+    return found
+
+
+def _read_stages_and_transitions(requirement: Requirement) -> tuple[list[Stage], list[Transition]]:
     transitions: list[Transition] = _TRANSITIONS.run(workflow_id=requirement.workflow_id)
     stages: dict[int, Stage] = {}
     for transition in transitions:

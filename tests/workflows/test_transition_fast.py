@@ -13,11 +13,11 @@ from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
 from notifications.models import Notification
-from opsteam.exceptions import NotFound
+from opsteam.exceptions import NotFound, RoleNotAllowed
 from tests.conftest import Crew
 from tests.factories import READY_FIELDS
 from workflows import reminders, selectors, services
-from workflows.models import Label, Requirement, Stage
+from workflows.models import Label, Requirement, Stage, Transition, Workflow, workflow_revise
 
 pytestmark = pytest.mark.django_db
 
@@ -101,16 +101,59 @@ def test_stages_and_transitions_are_those_the_orm_reads(crew: Crew, focus: Requi
     )
 
 
-def test_a_stage_edited_in_place_is_seen_by_the_next_move(crew: Crew, focus: Requirement) -> None:
+@pytest.mark.parametrize("how", ["save", "delete", "revise"])
+def test_a_workflow_edited_in_place_is_seen_by_the_next_move(
+    crew: Crew, focus: Requirement, how: str
+) -> None:
+    """The moves keep the workflow version per process under its revision; a stage or transition saved
+    or deleted (as the admin does) gives it a new one, and so does workflow_revise after a bulk edit."""
     services.requirement_transition(
         requirement_id=focus.pk, actor=crew.ops, from_stage="propose", to_stage="design"
     )
-    Stage.objects.filter(workflow_id=focus.workflow_id, slug="propose").update(name="Pitch")
+    before = Workflow.objects.get(pk=focus.workflow_id).revision
+    if how == "save":
+        stage = Stage.objects.get(workflow_id=focus.workflow_id, slug="propose")
+        stage.name = "Pitch"
+        stage.save()
+    elif how == "delete":
+        Transition.objects.get(
+            workflow_id=focus.workflow_id, from_stage__slug="design", to_stage__slug="propose"
+        ).delete()
+    else:
+        Stage.objects.filter(workflow_id=focus.workflow_id, slug="propose").update(name="Pitch")
+        workflow_revise(focus.workflow_id)
+    assert Workflow.objects.get(pk=focus.workflow_id).revision != before
+
+    if how == "delete":
+        with pytest.raises(RoleNotAllowed):  # no such move any more: only a lead's override
+            services.requirement_transition(
+                requirement_id=focus.pk, actor=crew.pm, from_stage="design", to_stage="propose"
+            )
+        return
     services.requirement_transition(
         requirement_id=focus.pk, actor=crew.pm, from_stage="design", to_stage="propose"
     )
     told = Notification.objects.filter(requirement=focus).order_by("-id").first()
     assert told is not None and told.text.endswith("is now in Pitch")
+
+
+def test_a_process_reads_a_workflow_version_once(
+    crew: Crew, focus: Requirement, django_assert_num_queries: Any
+) -> None:
+    services.requirement_transition(
+        requirement_id=focus.pk, actor=crew.ops, from_stage="propose", to_stage="design"
+    )
+    with CaptureQueriesContext(connection) as second:
+        services.requirement_transition(
+            requirement_id=focus.pk, actor=crew.pm, from_stage="design", to_stage="propose"
+        )
+    assert not any('FROM "workflows_transition"' in sql for sql in selects(second))
+    selectors._WORKFLOWS.clear()
+    with CaptureQueriesContext(connection) as cold:
+        services.requirement_transition(
+            requirement_id=focus.pk, actor=crew.ops, from_stage="propose", to_stage="design"
+        )
+    assert len(selects(cold)) == len(selects(second)) + 1
 
 
 @pytest.mark.parametrize(
