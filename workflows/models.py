@@ -505,6 +505,14 @@ def _revise(sender: Any, instance: Stage | Transition, **kwargs: Any) -> None:
     workflow_revise(instance.workflow_id)
 
 
+def _revise_saved(sender: Any, instance: Workflow, created: bool, **kwargs: Any) -> None:
+    # A full save writes back the revision the instance was read with, which may be older than the
+    # one a stage edited meanwhile gave it (two admins at once): a saved workflow gets a new one.
+    if not created:
+        workflow_revise(instance.pk)
+
+
 for _model in (Stage, Transition):
     models.signals.post_save.connect(_revise, sender=_model, dispatch_uid=f"revise-{_model.__name__}")
     models.signals.post_delete.connect(_revise, sender=_model, dispatch_uid=f"revise-{_model.__name__}-del")
+models.signals.post_save.connect(_revise_saved, sender=Workflow, dispatch_uid="revise-Workflow")

@@ -137,6 +137,32 @@ def test_a_workflow_edited_in_place_is_seen_by_the_next_move(
     assert told is not None and told.text.endswith("is now in Pitch")
 
 
+def test_a_stale_save_of_the_workflow_does_not_bring_back_an_old_revision(
+    crew: Crew, focus: Requirement
+) -> None:
+    """Two admins at once: B holds the workflow as it was, A restricts a move, then B saves the workflow
+    (renaming it). The move must stay restricted."""
+    services.requirement_transition(
+        requirement_id=focus.pk, actor=crew.ops, from_stage="propose", to_stage="design"
+    )
+    services.requirement_transition(
+        requirement_id=focus.pk, actor=crew.pm, from_stage="design", to_stage="propose"
+    )  # the process keeps this revision
+    held_by_b = Workflow.objects.get(pk=focus.workflow_id)
+    forward = Transition.objects.get(
+        workflow_id=focus.workflow_id, from_stage__slug="propose", to_stage__slug="design"
+    )
+    forward.allowed_roles = ["lead"]
+    forward.save()
+    held_by_b.name = "Renamed"
+    held_by_b.save()
+
+    with pytest.raises(RoleNotAllowed):
+        services.requirement_transition(
+            requirement_id=focus.pk, actor=crew.ops, from_stage="propose", to_stage="design"
+        )
+
+
 def test_a_process_reads_a_workflow_version_once(
     crew: Crew, focus: Requirement, django_assert_num_queries: Any
 ) -> None:
