@@ -7,6 +7,7 @@ sweep; a delivery that was sent is never sent again."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import threading
 import time
@@ -40,8 +41,11 @@ DEFAULT_EMAIL_KINDS = frozenset(Kind.values)
 # chat post therefore leaves about a second after the move; the in-app notification is there at once.
 DISPATCH_DELAY = 1.0
 DISPATCH_MARGIN = 0.2
-# One dispatch sends at most this many deliveries, then asks for another.
+# One dispatch sends at most this many deliveries, for at most this many seconds, then asks for
+# another: well inside Celery's time limits (CELERY_TASK_SOFT_TIME_LIMIT), so hanging endpoints never
+# get a send cut off after the other side accepted it.
 DISPATCH_LIMIT = 500
+DISPATCH_BUDGET = 60.0
 
 
 class Words(str):
@@ -200,6 +204,7 @@ def _write_with_the_orm(
     return [delivery.pk for delivery in created]
 
 
+@functools.cache
 def _one_statement_sql() -> str:
     """PostgreSQL: the notifications, the deliveries and their links in one statement. Ids are drawn
     from the tables' sequences first, so the links can name rows by their place in the arrays given."""
@@ -319,27 +324,33 @@ def dispatch_soon() -> None:
     from .tasks import dispatch
 
     eager = bool(dispatch.app.conf.task_always_eager)
-    with _Dispatch.lock:
+    with _Dispatch.lock:  # held to decide, not while the broker answers (it may be down for seconds)
         now = time.monotonic()
         if not eager and now < _Dispatch.due - DISPATCH_MARGIN:
             return
-        try:
-            dispatch.apply_async(countdown=None if eager else DISPATCH_DELAY)
-        except Exception:  # the broker being unreachable must never fail the caller's request
-            logger.warning("broker unreachable; deliveries wait for the next sweep", exc_info=True)
-            return
-        _Dispatch.due = now + DISPATCH_DELAY
+        _Dispatch.due = claimed = now + DISPATCH_DELAY
+    try:
+        dispatch.apply_async(countdown=None if eager else DISPATCH_DELAY)
+    except Exception:  # the broker being unreachable must never fail the caller's request
+        logger.warning("broker unreachable; deliveries wait for the next sweep", exc_info=True)
+        with _Dispatch.lock:
+            if _Dispatch.due == claimed:  # the next commit asks again
+                _Dispatch.due = 0.0
 
 
 def deliveries_dispatch(*, limit: int = DISPATCH_LIMIT) -> tuple[int, bool]:
-    """Send the due deliveries, oldest first, at most `limit`; returns (sent, whether more may wait).
+    """Send the due deliveries, oldest first, at most `limit` of them and for about DISPATCH_BUDGET
+    seconds; returns (sent, whether more may wait).
     A delivery another task is sending is skipped; one whose send fails is handed to its own retrying
     task, which waits out the back-off its not_before holds."""
     from .tasks import deliver
 
     due = deliveries_due(limit=limit)
     sent = 0
+    deadline = time.monotonic() + DISPATCH_BUDGET
     for delivery_id in due:
+        if time.monotonic() > deadline:  # slow endpoints: leave the rest to the next dispatch
+            return sent, True
         try:
             sent += delivery_send(delivery_id=delivery_id, wait=False) == "sent"
         except DeliveryFailed as exc:

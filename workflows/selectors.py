@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -281,6 +282,7 @@ def _read_stages_and_transitions(requirement: Requirement) -> tuple[list[Stage],
     return sorted(stages.values(), key=lambda stage: (stage.order, stage.pk)), transitions
 
 
+@functools.cache
 def _labels_and_watchers_sql() -> str:
     """One statement for both: the labels (kind 0, in Label's order, by name) and the watchers' ids
     (kind 1) of the requirement given twice."""

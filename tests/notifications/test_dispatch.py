@@ -77,6 +77,7 @@ def test_a_broker_that_refuses_is_asked_again_at_the_next_commit(
     monkeypatch.setattr(notification_tasks.dispatch, "apply_async", refuse)
     dispatch_soon()  # no exception reaches the committing caller
     dispatch_soon()
+    assert not notification_services._Dispatch.lock.locked()
 
     assert len(calls) == 2
     assert notification_services._Dispatch.due == 0.0
@@ -165,6 +166,25 @@ def test_a_dispatch_takes_at_most_its_limit_and_says_more_wait(
     with time_machine.travel(OVERDUE_AT, tick=False):
         assert deliveries_dispatch(limit=1) == (1, True)
         assert Delivery.objects.filter(status=Delivery.Status.PENDING).count() == due - 1
+
+
+@pytest.mark.django_db
+def test_a_dispatch_stops_when_its_time_is_up_and_says_more_wait(
+    crew: Crew, chat_server: ChatServer, mailoutbox: list[Any], clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    overdue_with_chat(crew, chat_server)
+    due = Delivery.objects.filter(status=Delivery.Status.PENDING).count()
+    real_send = notification_services.delivery_send
+
+    def slow_send(**kwargs: Any) -> str:
+        clock.now += notification_services.DISPATCH_BUDGET + 1  # each send takes the whole budget
+        return real_send(**kwargs)
+
+    monkeypatch.setattr(notification_services, "delivery_send", slow_send)
+    with time_machine.travel(OVERDUE_AT, tick=False):
+        assert deliveries_dispatch() == (1, True)
+
+    assert Delivery.objects.filter(status=Delivery.Status.PENDING).count() == due - 1
 
 
 @pytest.mark.django_db
